@@ -1,0 +1,1 @@
+//! provenn-data (in progress)
