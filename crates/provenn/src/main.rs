@@ -1,1 +1,217 @@
-fn main() {}
+//! The `provenn` command-line interface.
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use provenn::data::{catalog, split, FeatureKind, LoadOptions, Targets};
+use provenn::nn::{io, Activation};
+use provenn::train::ffn::{score, FfnParams};
+use provenn::DataDir;
+
+#[derive(Parser)]
+#[command(name = "provenn", version, about = "Train, prove and explain neural networks with guarantees")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Datasets: list and describe.
+    #[command(subcommand)]
+    Data(DataCmd),
+    /// Plain networks: train and inspect.
+    #[command(subcommand)]
+    Nn(NnCmd),
+}
+
+#[derive(Args)]
+struct DataArg {
+    /// Data directory (default: $PROVENN_DATA, else ./data).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum DataCmd {
+    /// List the datasets provenn knows.
+    List,
+    /// Schema, sizes and ranges of a dataset.
+    Describe {
+        /// Dataset name (see `provenn data list`).
+        name: String,
+        #[command(flatten)]
+        data: DataArg,
+        /// Seed for injection / synthetic generation.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum NnCmd {
+    /// Train a plain MLP on a dataset and report held-out performance.
+    Train(TrainArgs),
+    /// Print a saved network's architecture.
+    Describe {
+        /// Network file written by `provenn nn train --out`.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Dataset name.
+    #[arg(long)]
+    dataset: String,
+    #[command(flatten)]
+    data: DataArg,
+    /// Hidden widths, comma-separated.
+    #[arg(long, default_value = "16,16", value_delimiter = ',')]
+    hidden: Vec<usize>,
+    /// Hidden activation: relu, leaky_relu(0.01), sigmoid, tanh, identity.
+    #[arg(long, default_value = "relu")]
+    activation: String,
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 200)]
+    epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    lr: f64,
+    /// Seed (initialisation, shuffling, split).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fraction of rows held out for testing (stratified for classes).
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Fraction held out for validation / early stopping.
+    #[arg(long, default_value_t = 0.1)]
+    validation_fraction: f64,
+    /// Write the trained network here (binary format).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write a JSON export here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Data(DataCmd::List) => {
+            for e in catalog::CATALOG {
+                println!("{:<14} {}", e.name, e.description);
+            }
+            Ok(())
+        }
+        Command::Data(DataCmd::Describe { name, data, seed }) => describe(&name, &data, seed),
+        Command::Nn(NnCmd::Train(a)) => train(a),
+        Command::Nn(NnCmd::Describe { file }) => {
+            let net = io::load(&file).with_context(|| format!("loading {}", file.display()))?;
+            println!("{}", net.summary());
+            println!("parameters: {}", net.n_parameters());
+            Ok(())
+        }
+    }
+}
+
+fn describe(name: &str, data: &DataArg, seed: u64) -> Result<()> {
+    let dir = DataDir::resolve(data.data.as_deref());
+    let opts = LoadOptions { seed, ..Default::default() };
+    let uc = catalog::load(name, &dir, &opts)?;
+    let d = &uc.dataset;
+    println!("dataset {name}: {} rows × {} features", d.n_rows(), d.n_features());
+    if let Some(e) = catalog::entry(name) {
+        println!("  {}", e.description);
+    }
+    for n in &d.notes {
+        println!("  note: {n}");
+    }
+    println!("  scaled to [0,1]: {}", if d.scaler.is_some() { "yes (raw ranges below)" } else { "no" });
+    if !uc.skip_features.is_empty() {
+        let names: Vec<&str> = uc.skip_features.iter().map(|&j| d.schema.features[j].name.as_str()).collect();
+        println!("  skip features: {names:?}");
+    }
+    if !uc.injected_rows.is_empty() {
+        println!("  injected violations: {} rows", uc.injected_rows.len());
+    }
+    println!("features:");
+    let shown = d.schema.features.len().min(40);
+    for (j, f) in d.schema.features.iter().take(shown).enumerate() {
+        let kind = match &f.kind {
+            FeatureKind::Continuous => "continuous".to_string(),
+            FeatureKind::Binary => "binary".to_string(),
+            FeatureKind::OneHot { group, category } => format!("one-hot {group}={category}"),
+        };
+        println!("  {j:>4} {:<40} {kind:<28} [{}, {}]", f.name, f.raw_min, f.raw_max);
+    }
+    if d.schema.features.len() > shown {
+        println!("  ... {} more", d.schema.features.len() - shown);
+    }
+    match &d.targets {
+        Targets::Classes { labels, n_classes } => {
+            let mut counts = vec![0usize; *n_classes];
+            for &l in labels {
+                counts[l] += 1;
+            }
+            println!("targets: {n_classes} classes");
+            for (k, c) in counts.iter().enumerate() {
+                println!("  {:<20} {c}", d.schema.target_names[k]);
+            }
+        }
+        Targets::MultiLabel(y) => println!("targets: {} binary labels {:?}", y.ncols(), d.schema.target_names),
+        Targets::Regression(y) => {
+            println!("targets: {} real values", y.ncols());
+            for (k, n) in d.schema.target_names.iter().enumerate() {
+                println!("  {:<28} [{}, {}]", n, y.column(k).min(), y.column(k).max());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let dir = DataDir::resolve(a.data.data.as_deref());
+    let uc = catalog::load(&a.dataset, &dir, &LoadOptions { seed: a.seed, ..Default::default() })?;
+    let d = uc.dataset;
+    let Some(activation) = Activation::parse(&a.activation) else {
+        bail!("unknown activation `{}`", a.activation);
+    };
+    let s = split::train_val_test(d.n_rows(), a.validation_fraction, a.test_fraction, d.targets.labels(), a.seed)?;
+    let (tr, va, te) = (d.select(&s.train), d.select(&s.validation), d.select(&s.test));
+    let params = FfnParams {
+        hidden: a.hidden,
+        activation,
+        skip_features: uc.skip_features.clone(),
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        learning_rate: a.lr,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let bar = ProgressBar::new(a.epochs as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} epoch {pos}/{len} {msg} [{elapsed}]")?);
+    let fitted = params.build()?.fit(&tr, (!va.x.is_empty()).then_some(&va), &mut |r| {
+        bar.set_position(r.epoch as u64 + 1);
+        bar.set_message(format!("loss {:.4}", r.train_loss));
+    })?;
+    bar.finish_and_clear();
+    println!("network: {}", fitted.net.summary());
+    println!("epochs run: {} (final training loss {:.5})", fitted.epochs_run, fitted.train_loss);
+    println!("train: {}", score(&fitted.net, &tr)?);
+    if !te.x.is_empty() {
+        println!("test ({} rows): {}", te.n_rows(), score(&fitted.net, &te)?);
+    }
+    if let Some(p) = &a.out {
+        io::save(&fitted.net, p)?;
+        println!("saved {}", p.display());
+    }
+    if let Some(p) = &a.json {
+        std::fs::write(p, io::to_json(&fitted.net)).with_context(|| format!("writing {}", p.display()))?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
