@@ -19,7 +19,10 @@ fn sklearn_style_and_pixel_files() {
     let iris = loaders::iris(&dir).unwrap();
     assert_eq!(iris.x.shape(), (150, 4));
     assert_eq!(class_counts(&iris.targets), vec![50, 50, 50]);
-    assert_eq!(iris.schema.target_names, vec!["setosa", "versicolor", "virginica"]);
+    assert_eq!(
+        iris.schema.target_names,
+        vec!["setosa", "versicolor", "virginica"]
+    );
     let wine = loaders::wine(&dir).unwrap();
     assert_eq!(wine.x.shape(), (178, 13));
     assert_eq!(class_counts(&wine.targets), vec![59, 71, 48]);
@@ -39,13 +42,18 @@ fn sklearn_style_and_pixel_files() {
 fn scaled_catalog_entries_lie_in_the_unit_box() {
     let Some(dir) = real_data_dir() else { return };
     for name in ["iris", "wine", "sonar", "digits", "autompg", "heart"] {
-        let d = catalog::load(name, &dir, &LoadOptions::default()).unwrap().dataset;
+        let d = catalog::load(name, &dir, &LoadOptions::default())
+            .unwrap()
+            .dataset;
         assert!(d.x.min() >= 0.0 && d.x.max() <= 1.0, "{name}");
         let s = d.scaler.as_ref().unwrap();
         // raw values are recovered from the stored transform
         for j in 0..d.n_features() {
             let raw = d.raw(0, j);
-            assert!((s.to_scaled(j, raw) - d.x[(0, j)]).abs() < 1e-12, "{name} feature {j}");
+            assert!(
+                (s.to_scaled(j, raw) - d.x[(0, j)]).abs() < 1e-12,
+                "{name} feature {j}"
+            );
         }
     }
 }
@@ -59,12 +67,16 @@ fn uc1_expenses_matches_the_paper() {
     assert_eq!(d.targets.n_outputs(), 5);
     assert_eq!(d.schema.features[12].name, "Total Household Income");
     assert_eq!(uc.skip_features, vec![12]);
-    let violating_sum = (0..d.n_rows()).filter(|&i| !usecase::uc1_row_satisfies(d, i).0).count();
+    let violating_sum = (0..d.n_rows())
+        .filter(|&i| !usecase::uc1_row_satisfies(d, i).0)
+        .count();
     let frac = violating_sum as f64 / d.n_rows() as f64;
     // The note: ~77% of households have total expenses above income.
     assert!((0.74..0.80).contains(&frac), "{frac}");
     let sade = usecase::uc1_expenses(&dir, Some(1000)).unwrap().dataset;
-    let any = (0..1000).filter(|&i| usecase::uc1_row_satisfies(&sade, i) != (true, true)).count();
+    let any = (0..1000)
+        .filter(|&i| usecase::uc1_row_satisfies(&sade, i) != (true, true))
+        .count();
     // The note reports 862 of SaDe's first 1000 rows; SaDe's file has 126 more (high-income)
     // households, so its first 1000 rows differ from DeepSaDe's. 863 was counted independently
     // on this file with Python's csv module.
@@ -78,8 +90,29 @@ fn uc2_loan_variants_match_the_notes() {
     let d = &raw.dataset;
     assert_eq!(d.x.shape(), (492, 13));
     let names: Vec<&str> = d.schema.features.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names[..5], ["ApplicantIncome", "CoapplicantIncome", "LoanAmount", "Loan_Amount_Term", "Credit_History"]);
-    assert_eq!(names[5..], ["Married_Yes", "Dependents_1", "Dependents_2", "Dependents_3+", "Education_Not Graduate", "Self_Employed_Yes", "Property_Area_Semiurban", "Property_Area_Urban"]);
+    assert_eq!(
+        names[..5],
+        [
+            "ApplicantIncome",
+            "CoapplicantIncome",
+            "LoanAmount",
+            "Loan_Amount_Term",
+            "Credit_History"
+        ]
+    );
+    assert_eq!(
+        names[5..],
+        [
+            "Married_Yes",
+            "Dependents_1",
+            "Dependents_2",
+            "Dependents_3+",
+            "Education_Not Graduate",
+            "Self_Employed_Yes",
+            "Property_Area_Semiurban",
+            "Property_Area_Urban"
+        ]
+    );
     assert_eq!(raw.skip_features, vec![0, 4]);
     let region = usecase::uc2_region(d);
     let labels = d.targets.labels().unwrap();
@@ -102,7 +135,9 @@ fn uc3_to_uc5_and_regression_sets() {
     assert_eq!(music.dataset.x.shape(), (793, 13));
     assert_eq!(music.dataset.schema.features[12].name, "artist_The Beatles");
     let labels = music.dataset.targets.labels().unwrap();
-    let beatles_bad = (0..793).filter(|&i| music.dataset.x[(i, 12)] == 1.0 && labels[i] < 3).count();
+    let beatles_bad = (0..793)
+        .filter(|&i| music.dataset.x[(i, 12)] == 1.0 && labels[i] < 3)
+        .count();
     assert_eq!(beatles_bad, 40);
     let sum = usecase::uc4_mnist_sum(&dir, 50, 1).unwrap().dataset;
     assert_eq!(sum.x.shape(), (50, 3136));

@@ -48,7 +48,12 @@ fn close(analytic: f64, numeric: f64) -> bool {
     (analytic - numeric).abs() <= 1e-6 * analytic.abs().max(numeric.abs()) + 1e-8
 }
 
-fn check_gradients(net: &Mlp, x: &DMatrix<f64>, y: &DMatrix<f64>, loss: &dyn Loss) -> Result<(), TestCaseError> {
+fn check_gradients(
+    net: &Mlp,
+    x: &DMatrix<f64>,
+    y: &DMatrix<f64>,
+    loss: &dyn Loss,
+) -> Result<(), TestCaseError> {
     let (_, grads) = net.loss_gradient(x, y, loss).unwrap();
     let f = |n: &Mlp, x: &DMatrix<f64>| loss.value(&n.forward_batch(x).unwrap(), y);
     let h = 1e-5;
@@ -62,7 +67,10 @@ fn check_gradients(net: &Mlp, x: &DMatrix<f64>, y: &DMatrix<f64>, loss: &dyn Los
                 m.layer_mut(l).weights_mut()[(i, j)] -= h;
                 let num = (f(&p, x) - f(&m, x)) / (2.0 * h);
                 let ana = grads.layers[l].weights[(i, j)];
-                prop_assert!(close(ana, num), "dW[{l}][{i},{j}]: analytic {ana}, numeric {num}");
+                prop_assert!(
+                    close(ana, num),
+                    "dW[{l}][{i},{j}]: analytic {ana}, numeric {num}"
+                );
             }
             let mut p = net.clone();
             p.layer_mut(l).bias_mut()[i] += h;
@@ -70,7 +78,10 @@ fn check_gradients(net: &Mlp, x: &DMatrix<f64>, y: &DMatrix<f64>, loss: &dyn Los
             m.layer_mut(l).bias_mut()[i] -= h;
             let num = (f(&p, x) - f(&m, x)) / (2.0 * h);
             let ana = grads.layers[l].bias[i];
-            prop_assert!(close(ana, num), "db[{l}][{i}]: analytic {ana}, numeric {num}");
+            prop_assert!(
+                close(ana, num),
+                "db[{l}][{i}]: analytic {ana}, numeric {num}"
+            );
         }
     }
     // Input gradient through the VJP.
@@ -85,7 +96,11 @@ fn check_gradients(net: &Mlp, x: &DMatrix<f64>, y: &DMatrix<f64>, loss: &dyn Los
             let mut xm = x.clone();
             xm[(i, j)] -= h;
             let num = (f(net, &xp) - f(net, &xm)) / (2.0 * h);
-            prop_assert!(close(gx[(i, j)], num), "dx[{i},{j}]: analytic {}, numeric {num}", gx[(i, j)]);
+            prop_assert!(
+                close(gx[(i, j)], num),
+                "dx[{i},{j}]: analytic {}, numeric {num}",
+                gx[(i, j)]
+            );
         }
     }
     Ok(())

@@ -16,7 +16,11 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { seed: 1, inject_violations: true, n_samples: None }
+        LoadOptions {
+            seed: 1,
+            inject_violations: true,
+            n_samples: None,
+        }
     }
 }
 
@@ -68,7 +72,12 @@ pub fn load(name: &str, dir: &DataDir, opts: &LoadOptions) -> Result<UseCase, Da
         "mnist" => pixels(loaders::mnist(dir)?, 255.0),
         "expenses" => usecase::uc1_expenses(dir, opts.n_samples),
         "expenses-sade" => usecase::uc1_expenses(dir, Some(opts.n_samples.unwrap_or(1000))),
-        "loan" => usecase::uc2_loan(dir, LoanVariant::DeepSaDe, opts.inject_violations, opts.seed),
+        "loan" => usecase::uc2_loan(
+            dir,
+            LoanVariant::DeepSaDe,
+            opts.inject_violations,
+            opts.seed,
+        ),
         "loan-sade" => usecase::uc2_loan(dir, LoanVariant::SaDe, opts.inject_violations, opts.seed),
         "music" => usecase::uc3_music_synthetic(opts.inject_violations, opts.seed),
         "mnist-sum" => usecase::uc4_mnist_sum(dir, opts.n_samples.unwrap_or(20_000), opts.seed),
@@ -77,7 +86,11 @@ pub fn load(name: &str, dir: &DataDir, opts: &LoadOptions) -> Result<UseCase, Da
         "heart" => scaled(loaders::heart(dir)?),
         _ => Err(DataError::UnknownDataset {
             name: name.to_string(),
-            known: CATALOG.iter().map(|e| e.name).collect::<Vec<_>>().join(", "),
+            known: CATALOG
+                .iter()
+                .map(|e| e.name)
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }

@@ -144,7 +144,10 @@ impl Dataset {
     /// ranges. Fails if the data is already scaled.
     pub fn apply_scaler(&mut self, scaler: MinMaxScaler) -> Result<(), DataError> {
         if self.scaler.is_some() {
-            return Err(DataError::Invalid(format!("{} is already scaled", self.name)));
+            return Err(DataError::Invalid(format!(
+                "{} is already scaled",
+                self.name
+            )));
         }
         if scaler.len() != self.n_features() {
             return Err(DataError::Invalid(format!(

@@ -18,7 +18,11 @@ pub struct Split {
 }
 
 /// Groups row indices by stratum (all one stratum when `strata` is `None`), each shuffled.
-fn shuffled_strata(n: usize, strata: Option<&[usize]>, seed: u64) -> Result<Vec<Vec<usize>>, DataError> {
+fn shuffled_strata(
+    n: usize,
+    strata: Option<&[usize]>,
+    seed: u64,
+) -> Result<Vec<Vec<usize>>, DataError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut groups: Vec<Vec<usize>> = match strata {
         None => vec![(0..n).collect()],
@@ -54,7 +58,8 @@ pub fn train_val_test(
     strata: Option<&[usize]>,
     seed: u64,
 ) -> Result<Split, DataError> {
-    if !(0.0..1.0).contains(&validation) || !(0.0..1.0).contains(&test) || validation + test >= 1.0 {
+    if !(0.0..1.0).contains(&validation) || !(0.0..1.0).contains(&test) || validation + test >= 1.0
+    {
         return Err(DataError::Invalid(format!(
             "fractions validation={validation}, test={test} must be ≥ 0 and sum to < 1"
         )));
@@ -69,7 +74,8 @@ pub fn train_val_test(
         let nt = (test * m as f64).round() as usize;
         let nv = ((validation * m as f64).round() as usize).min(m - nt.min(m));
         s.test.extend_from_slice(&g[..nt.min(m)]);
-        s.validation.extend_from_slice(&g[nt.min(m)..(nt + nv).min(m)]);
+        s.validation
+            .extend_from_slice(&g[nt.min(m)..(nt + nv).min(m)]);
         s.train.extend_from_slice(&g[(nt + nv).min(m)..]);
     }
     s.train.sort_unstable();
@@ -89,9 +95,16 @@ pub struct Fold {
 
 /// `k`-fold cross-validation over `n` rows (stratified by `strata` when given): every row is
 /// held out exactly once.
-pub fn k_fold(n: usize, k: usize, strata: Option<&[usize]>, seed: u64) -> Result<Vec<Fold>, DataError> {
+pub fn k_fold(
+    n: usize,
+    k: usize,
+    strata: Option<&[usize]>,
+    seed: u64,
+) -> Result<Vec<Fold>, DataError> {
     if k < 2 || k > n {
-        return Err(DataError::Invalid(format!("k-fold needs 2 ≤ k ≤ n, got k={k}, n={n}")));
+        return Err(DataError::Invalid(format!(
+            "k-fold needs 2 ≤ k ≤ n, got k={k}, n={n}"
+        )));
     }
     let mut assignment = vec![0usize; n];
     let mut next = 0;

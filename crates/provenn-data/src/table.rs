@@ -28,22 +28,24 @@ pub(crate) fn read_text(path: &Path) -> Result<String, DataError> {
     } else {
         bytes
     };
-    String::from_utf8(raw).map_err(|e| {
-        DataError::parse(
-            &file_name(path),
-            0,
-            format!("not UTF-8 text ({e})"),
-        )
-    })
+    String::from_utf8(raw)
+        .map_err(|e| DataError::parse(&file_name(path), 0, format!("not UTF-8 text ({e})")))
 }
 
 pub(crate) fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Parses CSV text (RFC 4180 quoting). With `header`, the first record is the header.
-pub(crate) fn parse_csv(file: &str, text: &str, header: bool, delimiter: u8) -> Result<RawTable, DataError> {
+pub(crate) fn parse_csv(
+    file: &str,
+    text: &str,
+    header: bool,
+    delimiter: u8,
+) -> Result<RawTable, DataError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -123,7 +125,9 @@ impl RawTable {
         self.header
             .as_ref()
             .and_then(|h| h.iter().position(|c| c == name))
-            .ok_or_else(|| DataError::parse(&self.file, 1, format!("no column `{name}` in the header")))
+            .ok_or_else(|| {
+                DataError::parse(&self.file, 1, format!("no column `{name}` in the header"))
+            })
     }
 
     /// Keeps only the rows for which `keep(row)` holds.

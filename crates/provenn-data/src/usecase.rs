@@ -7,7 +7,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use crate::{loaders, DataDir, DataError, Dataset, Feature, FeatureKind, MinMaxScaler, OneHotGroup, Schema, Targets};
+use crate::{
+    loaders, DataDir, DataError, Dataset, Feature, FeatureKind, MinMaxScaler, OneHotGroup, Schema,
+    Targets,
+};
 
 /// A dataset prepared for a constrained-learning use case.
 #[derive(Debug, Clone)]
@@ -22,7 +25,11 @@ pub struct UseCase {
 
 impl UseCase {
     fn plain(dataset: Dataset) -> Self {
-        UseCase { dataset, skip_features: vec![], injected_rows: vec![] }
+        UseCase {
+            dataset,
+            skip_features: vec![],
+            injected_rows: vec![],
+        }
     }
 }
 
@@ -35,8 +42,13 @@ pub fn uc1_expenses(dir: &DataDir, rows: Option<usize>) -> Result<UseCase, DataE
         d = d.select(&keep);
     }
     d.min_max_scale()?;
-    d.notes.push("UC1: DeepSaDe's prepared file; X min-max scaled, targets raw (10k PHP)".into());
-    Ok(UseCase { dataset: d, skip_features: vec![12], injected_rows: vec![] })
+    d.notes
+        .push("UC1: DeepSaDe's prepared file; X min-max scaled, targets raw (10k PHP)".into());
+    Ok(UseCase {
+        dataset: d,
+        skip_features: vec![12],
+        injected_rows: vec![],
+    })
 }
 
 /// UC1 constraint check on row `i` in raw units: `(Σ expenses ≤ income, going_out ≤ 0.05·income)`.
@@ -60,48 +72,86 @@ pub enum LoanVariant {
 
 /// Rows in UC2's constraint region: `Credit_History = 0 ∧ ApplicantIncome ≤ 5000` (raw units).
 pub fn uc2_region(d: &Dataset) -> Vec<usize> {
-    let (ch, inc) = match (d.schema.index_of("Credit_History"), d.schema.index_of("ApplicantIncome")) {
+    let (ch, inc) = match (
+        d.schema.index_of("Credit_History"),
+        d.schema.index_of("ApplicantIncome"),
+    ) {
         (Some(a), Some(b)) => (a, b),
         _ => return vec![],
     };
-    (0..d.n_rows()).filter(|&i| d.raw(i, ch) == 0.0 && d.raw(i, inc) <= 5000.0).collect()
+    (0..d.n_rows())
+        .filter(|&i| d.raw(i, ch) == 0.0 && d.raw(i, inc) <= 5000.0)
+        .collect()
 }
 
 /// UC2: loan approval; the constraint is "region ⇒ reject". With `inject`, the paper's
 /// violations are added by relabelling rejected rows as approved (seeded): DeepSaDe picks 40 in
 /// the region, so violations = 40 + the original approvals there; SaDe picks 35 with
 /// Credit_History = 0 (the SaDe paper says 30; its code uses 35).
-pub fn uc2_loan(dir: &DataDir, variant: LoanVariant, inject: bool, seed: u64) -> Result<UseCase, DataError> {
+pub fn uc2_loan(
+    dir: &DataDir,
+    variant: LoanVariant,
+    inject: bool,
+    seed: u64,
+) -> Result<UseCase, DataError> {
     let mut d = loaders::loan(dir, variant == LoanVariant::SaDe)?;
-    let ch = d.schema.index_of("Credit_History").expect("loan schema has Credit_History");
-    let inc = d.schema.index_of("ApplicantIncome").expect("loan schema has ApplicantIncome");
+    let ch = d
+        .schema
+        .index_of("Credit_History")
+        .expect("loan schema has Credit_History");
+    let inc = d
+        .schema
+        .index_of("ApplicantIncome")
+        .expect("loan schema has ApplicantIncome");
     let mut injected = vec![];
     if inject {
         let (pool, k): (Vec<usize>, usize) = match variant {
             LoanVariant::DeepSaDe => (uc2_region(&d), 40),
-            LoanVariant::SaDe => ((0..d.n_rows()).filter(|&i| d.raw(i, ch) == 0.0).collect(), 35),
+            LoanVariant::SaDe => (
+                (0..d.n_rows()).filter(|&i| d.raw(i, ch) == 0.0).collect(),
+                35,
+            ),
         };
         let labels = d.targets.labels().expect("class targets").to_vec();
         let candidates: Vec<usize> = pool.into_iter().filter(|&i| labels[i] == 0).collect();
         if candidates.len() < k {
-            return Err(DataError::Invalid(format!("only {} rejected rows to relabel, need {k}", candidates.len())));
+            return Err(DataError::Invalid(format!(
+                "only {} rejected rows to relabel, need {k}",
+                candidates.len()
+            )));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        injected = sample(&mut rng, candidates.len(), k).into_iter().map(|i| candidates[i]).collect();
+        injected = sample(&mut rng, candidates.len(), k)
+            .into_iter()
+            .map(|i| candidates[i])
+            .collect();
         injected.sort_unstable();
         if let Targets::Classes { labels, .. } = &mut d.targets {
             for &i in &injected {
                 labels[i] = 1;
             }
         }
-        d.notes.push(format!("{k} violations injected (seed {seed})"));
+        d.notes
+            .push(format!("{k} violations injected (seed {seed})"));
     }
     d.min_max_scale()?;
-    Ok(UseCase { dataset: d, skip_features: vec![inc, ch], injected_rows: injected })
+    Ok(UseCase {
+        dataset: d,
+        skip_features: vec![inc, ch],
+        injected_rows: injected,
+    })
 }
 
 /// Artists of the UC3 schema in one-hot (sorted) order; "The Beatles" is last.
-pub const MUSIC_ARTISTS: [&str; 7] = ["André Rieu", "David Bowie", "Depeche Mode", "Hans Zimmer", "Korn", "Metallica", "The Beatles"];
+pub const MUSIC_ARTISTS: [&str; 7] = [
+    "André Rieu",
+    "David Bowie",
+    "Depeche Mode",
+    "Hans Zimmer",
+    "Korn",
+    "Metallica",
+    "The Beatles",
+];
 /// Song counts per artist in the original data (same order).
 pub const MUSIC_COUNTS: [usize; 7] = [60, 204, 107, 54, 102, 104, 162];
 /// UC3 genres (class order).
@@ -171,25 +221,72 @@ pub fn uc3_music_synthetic(inject: bool, seed: u64) -> Result<UseCase, DataError
             labels[r] = rng.gen_range(0..3);
         }
     }
-    let audio = ["average_loudness", "chords_changes_rate", "chords_number_rate", "bpm", "danceability", "tuning_diatonic_strength"];
-    let mut features: Vec<Feature> = audio.iter().map(|n| Feature { name: n.to_string(), kind: FeatureKind::Continuous, raw_min: 0.0, raw_max: 1.0 }).collect();
-    let mut group = OneHotGroup { name: "artist".into(), columns: vec![], dropped: None };
+    let audio = [
+        "average_loudness",
+        "chords_changes_rate",
+        "chords_number_rate",
+        "bpm",
+        "danceability",
+        "tuning_diatonic_strength",
+    ];
+    let mut features: Vec<Feature> = audio
+        .iter()
+        .map(|n| Feature {
+            name: n.to_string(),
+            kind: FeatureKind::Continuous,
+            raw_min: 0.0,
+            raw_max: 1.0,
+        })
+        .collect();
+    let mut group = OneHotGroup {
+        name: "artist".into(),
+        columns: vec![],
+        dropped: None,
+    };
     for (a, name) in MUSIC_ARTISTS.iter().enumerate() {
         group.columns.push((6 + a, name.to_string()));
-        features.push(Feature { name: format!("artist_{name}"), kind: FeatureKind::OneHot { group: "artist".into(), category: name.to_string() }, raw_min: 0.0, raw_max: 1.0 });
+        features.push(Feature {
+            name: format!("artist_{name}"),
+            kind: FeatureKind::OneHot {
+                group: "artist".into(),
+                category: name.to_string(),
+            },
+            raw_min: 0.0,
+            raw_max: 1.0,
+        });
     }
     for (j, f) in features.iter_mut().enumerate() {
         f.raw_min = x.column(j).min();
         f.raw_max = x.column(j).max();
     }
-    let schema = Schema { features, groups: vec![group], target_names: MUSIC_GENRES.iter().map(|s| s.to_string()).collect() };
-    let mut d = Dataset::new("music", x, Targets::Classes { labels, n_classes: 5 }, schema)?;
+    let schema = Schema {
+        features,
+        groups: vec![group],
+        target_names: MUSIC_GENRES.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut d = Dataset::new(
+        "music",
+        x,
+        Targets::Classes {
+            labels,
+            n_classes: 5,
+        },
+        schema,
+    )?;
     d.min_max_scale()?;
-    d.notes.push("SYNTHETIC stand-in: the real UC3 data is proprietary; same schema and counts".into());
+    d.notes.push(
+        "SYNTHETIC stand-in: the real UC3 data is proprietary; same schema and counts".into(),
+    );
     if inject {
-        d.notes.push(format!("40 Beatles songs relabelled to Classical/Electronic/Metal (seed {seed})"));
+        d.notes.push(format!(
+            "40 Beatles songs relabelled to Classical/Electronic/Metal (seed {seed})"
+        ));
     }
-    Ok(UseCase { dataset: d, skip_features: vec![12], injected_rows: injected })
+    Ok(UseCase {
+        dataset: d,
+        skip_features: vec![12],
+        injected_rows: injected,
+    })
 }
 
 /// UC4: sequences of 4 distinct MNIST digits whose sum exceeds 10, as 3,136 inputs (pixels /
@@ -223,10 +320,24 @@ pub fn uc4_mnist_sum(dir: &DataDir, n_samples: usize, seed: u64) -> Result<UseCa
             y[(s, dg)] = 1.0;
         }
     }
-    let features = (0..4 * 784).map(|j| Feature { name: format!("img{}_px{}", j / 784, j % 784), kind: FeatureKind::Continuous, raw_min: 0.0, raw_max: 255.0 }).collect();
-    let schema = Schema { features, groups: vec![], target_names: (0..10).map(|d| d.to_string()).collect() };
+    let features = (0..4 * 784)
+        .map(|j| Feature {
+            name: format!("img{}_px{}", j / 784, j % 784),
+            kind: FeatureKind::Continuous,
+            raw_min: 0.0,
+            raw_max: 255.0,
+        })
+        .collect();
+    let schema = Schema {
+        features,
+        groups: vec![],
+        target_names: (0..10).map(|d| d.to_string()).collect(),
+    };
     let mut d = Dataset::new("mnist-sum", x, Targets::MultiLabel(y), schema)?;
-    d.scaler = Some(MinMaxScaler::from_ranges(vec![0.0; 3136], vec![255.0; 3136]));
+    d.scaler = Some(MinMaxScaler::from_ranges(
+        vec![0.0; 3136],
+        vec![255.0; 3136],
+    ));
     d.notes.push(format!("{n_samples} sequences from the MNIST 5k subset (paper: 20,000 from the 60k training set), seed {seed}"));
     Ok(UseCase::plain(d))
 }
@@ -234,7 +345,8 @@ pub fn uc4_mnist_sum(dir: &DataDir, n_samples: usize, seed: u64) -> Result<UseCa
 /// UC5: sushi preferences (see [`loaders::sushi`]).
 pub fn uc5_sushi(dir: &DataDir) -> Result<UseCase, DataError> {
     let mut d = loaders::sushi(dir)?;
-    d.notes.push("one row per distinct ranking (4,926), counts not expanded".into());
+    d.notes
+        .push("one row per distinct ranking (4,926), counts not expanded".into());
     Ok(UseCase::plain(d))
 }
 

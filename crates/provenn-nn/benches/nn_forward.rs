@@ -1,5 +1,6 @@
 //! Forward and training-step throughput on the MNIST-sized network of the issue
 //! (batch 256, 784-100-100-10).
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use nalgebra::DMatrix;
 use provenn_nn::{loss::SoftmaxCrossEntropy, Activation, MlpBuilder};
@@ -22,7 +23,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| net.forward(black_box(&x0)).unwrap())
     });
     c.bench_function("nn_forward/loss_gradient_batch256", |b| {
-        b.iter(|| net.loss_gradient(black_box(&x), &y, &SoftmaxCrossEntropy).unwrap())
+        b.iter(|| {
+            net.loss_gradient(black_box(&x), &y, &SoftmaxCrossEntropy)
+                .unwrap()
+        })
     });
 }
 

@@ -135,7 +135,12 @@ impl TryFrom<MlpRepr> for Mlp {
                     "layer {i}: weight rows have different lengths"
                 )));
             }
-            if l.weights.iter().flatten().chain(&l.bias).any(|v| !v.is_finite()) {
+            if l.weights
+                .iter()
+                .flatten()
+                .chain(&l.bias)
+                .any(|v| !v.is_finite())
+            {
                 return Err(NnError::InvalidConfig(format!(
                     "layer {i}: non-finite weight or bias"
                 )));
@@ -200,7 +205,10 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
     fn array<const N: usize>(&mut self, section: &'static str) -> Result<[u8; N], FormatError> {
-        Ok(self.take(N as u64, section)?.try_into().expect("length checked"))
+        Ok(self
+            .take(N as u64, section)?
+            .try_into()
+            .expect("length checked"))
     }
 }
 
@@ -343,6 +351,9 @@ mod tests {
         let mut b = good.clone();
         b.push(0);
         assert_eq!(from_bytes(&b), Err(FormatError::TrailingBytes(1)));
-        assert!(matches!(from_bytes(&[]), Err(FormatError::Truncated { .. })));
+        assert!(matches!(
+            from_bytes(&[]),
+            Err(FormatError::Truncated { .. })
+        ));
     }
 }

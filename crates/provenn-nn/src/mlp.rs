@@ -410,7 +410,9 @@ impl Mlp {
                 let mut post = Vec::with_capacity(n_layers);
                 for l in 0..n_layers {
                     pre.push(stack_rows(parts.iter().map(|p| p.pre[l].clone()).collect()));
-                    post.push(stack_rows(parts.iter().map(|p| p.post[l].clone()).collect()));
+                    post.push(stack_rows(
+                        parts.iter().map(|p| p.post[l].clone()).collect(),
+                    ));
                 }
                 ForwardTrace {
                     input: x.clone(),
@@ -703,7 +705,12 @@ mod tests {
     #[test]
     fn skip_features_reach_the_last_layer_by_hand() {
         // One hidden identity layer with zero weights: output = w_skip * x_j + b.
-        let l0 = Dense::new(DMatrix::zeros(2, 3), DVector::zeros(2), Activation::Identity).unwrap();
+        let l0 = Dense::new(
+            DMatrix::zeros(2, 3),
+            DVector::zeros(2),
+            Activation::Identity,
+        )
+        .unwrap();
         let l1 = Dense::new(
             DMatrix::from_row_slice(1, 3, &[1.0, 1.0, 2.0]),
             DVector::from_vec(vec![0.5]),

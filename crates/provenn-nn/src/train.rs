@@ -227,7 +227,10 @@ mod tests {
     fn callback_can_stop() {
         let x = DMatrix::from_element(4, 1, 1.0);
         let y = DMatrix::from_element(4, 1, 1.0);
-        let mut net = MlpBuilder::new(1).output(1, Activation::Identity).build().unwrap();
+        let mut net = MlpBuilder::new(1)
+            .output(1, Activation::Identity)
+            .build()
+            .unwrap();
         let mut opt = Adam::new(AdamParams::default()).unwrap();
         let cfg = TrainConfig::new(10, 2, 0).unwrap();
         let h = fit(&mut net, &mut opt, &Mse, &x, &y, &cfg, &mut |r, _| {

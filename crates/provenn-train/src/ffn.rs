@@ -27,7 +27,8 @@ pub struct FfnParams {
     pub learning_rate: f64,
     /// L2 weight decay.
     pub weight_decay: f64,
-    /// Stop after this many epochs without validation improvement (needs validation data).
+    /// Stop after this many epochs without validation-loss improvement (needs validation data);
+    /// the epoch with the lowest validation loss is returned.
     pub patience: Option<usize>,
     /// Seed of initialisation and shuffling.
     pub seed: u64,
@@ -59,13 +60,19 @@ impl FfnParams {
     /// Validates the parameters.
     pub fn build(self) -> Result<Ffn, TrainError> {
         if self.epochs == 0 || self.batch_size == 0 {
-            return Err(TrainError::InvalidParams("epochs and batch size must be ≥ 1".into()));
+            return Err(TrainError::InvalidParams(
+                "epochs and batch size must be ≥ 1".into(),
+            ));
         }
         if self.hidden.contains(&0) {
-            return Err(TrainError::InvalidParams("hidden widths must be ≥ 1".into()));
+            return Err(TrainError::InvalidParams(
+                "hidden widths must be ≥ 1".into(),
+            ));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(TrainError::InvalidParams("learning rate must be > 0".into()));
+            return Err(TrainError::InvalidParams(
+                "learning rate must be > 0".into(),
+            ));
         }
         if self.patience == Some(0) {
             return Err(TrainError::InvalidParams("patience must be ≥ 1".into()));
@@ -137,7 +144,7 @@ pub fn score(net: &Mlp, d: &Dataset) -> Result<Score, TrainError> {
 }
 
 impl Ffn {
-    /// Trains on `train`, selecting the epoch with the best score on `validation` if given.
+    /// Trains on `train`, selecting the epoch with the lowest loss on `validation` if given.
     /// `on_epoch` sees each epoch's report (for progress bars).
     pub fn fit(
         &self,
@@ -161,23 +168,27 @@ impl Ffn {
         })?;
         let cfg = TrainConfig::new(p.epochs, p.batch_size, p.seed.wrapping_add(1))?;
         let y = train.targets.to_matrix();
+        let loss = loss_for(&train.targets);
+        let val_y = validation.map(|v| v.targets.to_matrix());
         let mut stopper = validation.map(|_| EarlyStopping::new(p.patience.unwrap_or(usize::MAX)));
-        let mut score_err = None;
-        let history = fit(&mut net, &mut opt, loss_for(&train.targets), &train.x, &y, &cfg, &mut |r, n| {
+        let mut val_err = None;
+        // Early stopping watches the validation *loss*: on small validation sets accuracy is
+        // too coarse and stops long before the model has converged.
+        let history = fit(&mut net, &mut opt, loss, &train.x, &y, &cfg, &mut |r, n| {
             on_epoch(r);
-            match (&mut stopper, validation) {
-                (Some(s), Some(v)) => match score(n, v) {
-                    Ok(sc) => s.observe(sc.as_loss(), n),
+            match (&mut stopper, validation, &val_y) {
+                (Some(s), Some(v), Some(vy)) => match n.forward_batch(&v.x) {
+                    Ok(out) => s.observe(loss.value(&out, vy), n),
                     Err(e) => {
-                        score_err = Some(e);
+                        val_err = Some(e);
                         Control::Stop
                     }
                 },
                 _ => Control::Continue,
             }
         })?;
-        if let Some(e) = score_err {
-            return Err(e);
+        if let Some(e) = val_err {
+            return Err(e.into());
         }
         if let Some(best) = stopper.and_then(EarlyStopping::into_best) {
             net = best;

@@ -10,7 +10,11 @@ use provenn::train::ffn::{score, FfnParams};
 use provenn::DataDir;
 
 #[derive(Parser)]
-#[command(name = "provenn", version, about = "Train, prove and explain neural networks with guarantees")]
+#[command(
+    name = "provenn",
+    version,
+    about = "Train, prove and explain neural networks with guarantees"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -120,19 +124,37 @@ fn main() -> Result<()> {
 
 fn describe(name: &str, data: &DataArg, seed: u64) -> Result<()> {
     let dir = DataDir::resolve(data.data.as_deref());
-    let opts = LoadOptions { seed, ..Default::default() };
+    let opts = LoadOptions {
+        seed,
+        ..Default::default()
+    };
     let uc = catalog::load(name, &dir, &opts)?;
     let d = &uc.dataset;
-    println!("dataset {name}: {} rows × {} features", d.n_rows(), d.n_features());
+    println!(
+        "dataset {name}: {} rows × {} features",
+        d.n_rows(),
+        d.n_features()
+    );
     if let Some(e) = catalog::entry(name) {
         println!("  {}", e.description);
     }
     for n in &d.notes {
         println!("  note: {n}");
     }
-    println!("  scaled to [0,1]: {}", if d.scaler.is_some() { "yes (raw ranges below)" } else { "no" });
+    println!(
+        "  scaled to [0,1]: {}",
+        if d.scaler.is_some() {
+            "yes (raw ranges below)"
+        } else {
+            "no"
+        }
+    );
     if !uc.skip_features.is_empty() {
-        let names: Vec<&str> = uc.skip_features.iter().map(|&j| d.schema.features[j].name.as_str()).collect();
+        let names: Vec<&str> = uc
+            .skip_features
+            .iter()
+            .map(|&j| d.schema.features[j].name.as_str())
+            .collect();
         println!("  skip features: {names:?}");
     }
     if !uc.injected_rows.is_empty() {
@@ -146,7 +168,10 @@ fn describe(name: &str, data: &DataArg, seed: u64) -> Result<()> {
             FeatureKind::Binary => "binary".to_string(),
             FeatureKind::OneHot { group, category } => format!("one-hot {group}={category}"),
         };
-        println!("  {j:>4} {:<40} {kind:<28} [{}, {}]", f.name, f.raw_min, f.raw_max);
+        println!(
+            "  {j:>4} {:<40} {kind:<28} [{}, {}]",
+            f.name, f.raw_min, f.raw_max
+        );
     }
     if d.schema.features.len() > shown {
         println!("  ... {} more", d.schema.features.len() - shown);
@@ -162,7 +187,11 @@ fn describe(name: &str, data: &DataArg, seed: u64) -> Result<()> {
                 println!("  {:<20} {c}", d.schema.target_names[k]);
             }
         }
-        Targets::MultiLabel(y) => println!("targets: {} binary labels {:?}", y.ncols(), d.schema.target_names),
+        Targets::MultiLabel(y) => println!(
+            "targets: {} binary labels {:?}",
+            y.ncols(),
+            d.schema.target_names
+        ),
         Targets::Regression(y) => {
             println!("targets: {} real values", y.ncols());
             for (k, n) in d.schema.target_names.iter().enumerate() {
@@ -175,13 +204,30 @@ fn describe(name: &str, data: &DataArg, seed: u64) -> Result<()> {
 
 fn train(a: TrainArgs) -> Result<()> {
     let dir = DataDir::resolve(a.data.data.as_deref());
-    let uc = catalog::load(&a.dataset, &dir, &LoadOptions { seed: a.seed, ..Default::default() })?;
+    let uc = catalog::load(
+        &a.dataset,
+        &dir,
+        &LoadOptions {
+            seed: a.seed,
+            ..Default::default()
+        },
+    )?;
     let d = uc.dataset;
     let Some(activation) = Activation::parse(&a.activation) else {
         bail!("unknown activation `{}`", a.activation);
     };
-    let s = split::train_val_test(d.n_rows(), a.validation_fraction, a.test_fraction, d.targets.labels(), a.seed)?;
-    let (tr, va, te) = (d.select(&s.train), d.select(&s.validation), d.select(&s.test));
+    let s = split::train_val_test(
+        d.n_rows(),
+        a.validation_fraction,
+        a.test_fraction,
+        d.targets.labels(),
+        a.seed,
+    )?;
+    let (tr, va, te) = (
+        d.select(&s.train),
+        d.select(&s.validation),
+        d.select(&s.test),
+    );
     let params = FfnParams {
         hidden: a.hidden,
         activation,
@@ -193,14 +239,21 @@ fn train(a: TrainArgs) -> Result<()> {
         ..Default::default()
     };
     let bar = ProgressBar::new(a.epochs as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} epoch {pos}/{len} {msg} [{elapsed}]")?);
-    let fitted = params.build()?.fit(&tr, (!va.x.is_empty()).then_some(&va), &mut |r| {
-        bar.set_position(r.epoch as u64 + 1);
-        bar.set_message(format!("loss {:.4}", r.train_loss));
-    })?;
+    bar.set_style(ProgressStyle::with_template(
+        "{bar:40} epoch {pos}/{len} {msg} [{elapsed}]",
+    )?);
+    let fitted = params
+        .build()?
+        .fit(&tr, (!va.x.is_empty()).then_some(&va), &mut |r| {
+            bar.set_position(r.epoch as u64 + 1);
+            bar.set_message(format!("loss {:.4}", r.train_loss));
+        })?;
     bar.finish_and_clear();
     println!("network: {}", fitted.net.summary());
-    println!("epochs run: {} (final training loss {:.5})", fitted.epochs_run, fitted.train_loss);
+    println!(
+        "epochs run: {} (final training loss {:.5})",
+        fitted.epochs_run, fitted.train_loss
+    );
     println!("train: {}", score(&fitted.net, &tr)?);
     if !te.x.is_empty() {
         println!("test ({} rows): {}", te.n_rows(), score(&fitted.net, &te)?);
@@ -210,7 +263,8 @@ fn train(a: TrainArgs) -> Result<()> {
         println!("saved {}", p.display());
     }
     if let Some(p) = &a.json {
-        std::fs::write(p, io::to_json(&fitted.net)).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, io::to_json(&fitted.net))
+            .with_context(|| format!("writing {}", p.display()))?;
         println!("wrote {}", p.display());
     }
     Ok(())

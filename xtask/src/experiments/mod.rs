@@ -1,0 +1,45 @@
+//! The experiment registry. Each issue that reproduces a paper adds its experiments here.
+use std::path::PathBuf;
+
+use anyhow::Result;
+use provenn::DataDir;
+
+mod nn_sanity;
+
+/// How much of each protocol to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Tiny sizes: exercises every code path (< 2 min for the registry).
+    Smoke,
+    /// Reduced protocols (< 15 min for the registry on 2 cores).
+    Quick,
+    /// The papers' full protocols.
+    Full,
+}
+
+/// What an experiment gets.
+pub struct Ctx {
+    /// Protocol size.
+    pub mode: Mode,
+    /// Where the data is.
+    pub data: DataDir,
+    /// Where plots go (REPORT.md links them relatively).
+    pub out: PathBuf,
+}
+
+/// One reproducible experiment.
+pub trait Experiment {
+    /// Name used by `--only`.
+    fn name(&self) -> &'static str;
+    /// One-line title.
+    fn title(&self) -> &'static str;
+    /// Data files it reads; missing ones make the runner skip it with the reason.
+    fn required_files(&self) -> &'static [&'static str];
+    /// Runs it and returns the report section (markdown, paper's numbers beside ours).
+    fn run(&self, ctx: &Ctx) -> Result<String>;
+}
+
+/// Every experiment, in report order.
+pub fn registry() -> Vec<Box<dyn Experiment>> {
+    vec![Box::new(nn_sanity::NnSanity)]
+}
