@@ -490,6 +490,15 @@ impl Mlp {
         trace: &ForwardTrace,
         grad_output: &DMatrix<f64>,
     ) -> Result<(Gradients, DMatrix<f64>), NnError> {
+        self.backward_impl(trace, grad_output, true)
+    }
+
+    fn backward_impl(
+        &self,
+        trace: &ForwardTrace,
+        grad_output: &DMatrix<f64>,
+        input_gradient: bool,
+    ) -> Result<(Gradients, DMatrix<f64>), NnError> {
         let out = trace.output();
         if grad_output.shape() != out.shape() {
             return Err(NnError::shape(
@@ -509,12 +518,16 @@ impl Mlp {
         for l in (0..=last).rev() {
             let layer = &self.layers[l];
             let a_in = trace.layer_input(l);
-            let dw = delta.tr_mul(&a_in);
+            // An explicit transpose lets nalgebra use its blocked GEMM (`tr_mul` does not).
+            let dw = delta.transpose() * a_in.as_ref();
             let db = DVector::from_iterator(delta.ncols(), delta.column_iter().map(|c| c.sum()));
             grads.push(LayerGradient {
                 weights: dw,
                 bias: db,
             });
+            if l == 0 && !input_gradient && self.skip_features.is_empty() {
+                break;
+            }
             let mut d_in = &delta * &layer.weights;
             if l == last && !self.skip_features.is_empty() {
                 let base = d_in.ncols() - self.skip_features.len();
@@ -525,7 +538,9 @@ impl Mlp {
                 d_in = d_in.columns(0, base).into_owned();
             }
             if l == 0 {
-                grad_x += d_in;
+                if input_gradient {
+                    grad_x += d_in;
+                }
             } else {
                 let act = self.layers[l - 1].activation;
                 delta = d_in.zip_zip_map(&trace.pre[l - 1], &trace.post[l - 1], |g, z, a| {
@@ -562,7 +577,9 @@ impl Mlp {
             let yc = y.rows(start, len).into_owned();
             let trace = self.trace_serial(&xc);
             let (l, g) = loss.sum_and_gradient(trace.output(), &yc);
-            let (grads, _) = self.backward(&trace, &g).expect("shapes checked above");
+            let (grads, _) = self
+                .backward_impl(&trace, &g, false)
+                .expect("shapes checked above");
             (l, grads)
         };
         let parts: Vec<(f64, Gradients)> = if chunks == 1 {
