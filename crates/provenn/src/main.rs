@@ -28,6 +28,29 @@ enum Command {
     /// Plain networks: train and inspect.
     #[command(subcommand)]
     Nn(NnCmd),
+    /// Sound per-layer bounds of a saved network over an input box.
+    Bounds(BoundsArgs),
+}
+
+#[derive(Args)]
+struct BoundsArgs {
+    /// Network file (provenn binary format).
+    #[arg(long)]
+    net: PathBuf,
+    /// Input box as `l1:u1,l2:u2,...` (a bare number fixes a feature); default [0,1]^n.
+    #[arg(long = "box")]
+    input_box: Option<String>,
+    /// Propagation method.
+    #[arg(long, value_enum, default_value_t = BoundsMethod::Crown)]
+    method: BoundsMethod,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BoundsMethod {
+    /// Interval bound propagation.
+    Ibp,
+    /// CROWN intersected with IBP.
+    Crown,
 }
 
 #[derive(Args)]
@@ -113,6 +136,7 @@ fn main() -> Result<()> {
         }
         Command::Data(DataCmd::Describe { name, data, seed }) => describe(&name, &data, seed),
         Command::Nn(NnCmd::Train(a)) => train(a),
+        Command::Bounds(a) => bounds(a),
         Command::Nn(NnCmd::Describe { file }) => {
             let net = io::load(&file).with_context(|| format!("loading {}", file.display()))?;
             println!("{}", net.summary());
@@ -266,6 +290,40 @@ fn train(a: TrainArgs) -> Result<()> {
         std::fs::write(p, io::to_json(&fitted.net))
             .with_context(|| format!("writing {}", p.display()))?;
         println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+fn bounds(a: BoundsArgs) -> Result<()> {
+    use provenn::bounds::{BoundPropagator, CrownBounds, InputBox, IntervalBounds};
+    let net = io::load(&a.net).with_context(|| format!("loading {}", a.net.display()))?;
+    let domain = match &a.input_box {
+        Some(s) => InputBox::parse(s)?,
+        None => InputBox::unit(net.n_inputs()),
+    };
+    let b = match a.method {
+        BoundsMethod::Ibp => IntervalBounds.bounds(&net, &domain, None)?,
+        BoundsMethod::Crown => CrownBounds.bounds(&net, &domain, None)?,
+    };
+    println!(
+        "network {} over a box of {} features",
+        net.summary(),
+        domain.dim()
+    );
+    for (l, (lb, st)) in b.layers().iter().zip(b.stability()).enumerate() {
+        let act = net.layers()[l].activation().name();
+        println!(
+            "layer {l} ({} {act}): mean pre-activation width {:.6}; stably active {}, stably inactive {}, unstable {}",
+            lb.pre.len(),
+            lb.pre.mean_width(),
+            st.active,
+            st.inactive,
+            st.unstable
+        );
+    }
+    let o = b.output();
+    for j in 0..o.len() {
+        println!("output {j}: [{:.17e}, {:.17e}]", o.lower[j], o.upper[j]);
     }
     Ok(())
 }

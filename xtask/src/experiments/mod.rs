@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use provenn::DataDir;
 
+mod bounds_tightness;
 mod nn_sanity;
 
 /// How much of each protocol to run.
@@ -41,5 +42,8 @@ pub trait Experiment {
 
 /// Every experiment, in report order.
 pub fn registry() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(nn_sanity::NnSanity)]
+    vec![
+        Box::new(nn_sanity::NnSanity),
+        Box::new(bounds_tightness::BoundsTightness),
+    ]
 }
