@@ -54,24 +54,23 @@ impl PreparedLayer {
     /// Each returned interval contains the real pre-activation and the network's `f64` one,
     /// for every input (real or `f64`-evaluated) inside the box.
     pub fn affine(&self, lo: &DMatrix<f64>, hi: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
-        let (c, r) = centre_radius_matrix(lo, hi);
-        self.affine_cr(&c, &r)
+        let (c, r, amax) = centre_radius_matrix(lo, hi);
+        self.affine_cr(&c, &r, &amax)
     }
 
-    /// [`affine`](Self::affine) for boxes given as centres and radii (`[c − r, c + r]`).
-    pub fn affine_cr(&self, c: &DMatrix<f64>, r: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>) {
+    /// [`affine`](Self::affine) for boxes given as centres and radii (`[c − r, c + r]`), with
+    /// `amax[i]` an upper bound of `|c| + r` over box `i`.
+    pub fn affine_cr(
+        &self,
+        c: &DMatrix<f64>,
+        r: &DMatrix<f64>,
+        amax: &[f64],
+    ) -> (DMatrix<f64>, DMatrix<f64>) {
         let mut out_lo = &self.w * c;
         let zr = &self.abs_w * r;
         let mut out_hi = out_lo.clone();
         let kn = k(self.n);
-        for i in 0..c.ncols() {
-            let amax = c
-                .column(i)
-                .iter()
-                .zip(r.column(i).iter())
-                .map(|(a, b)| a.abs() + b)
-                .fold(0.0, f64::max);
-            let amax = up(amax * (1.0 + 4.0 * fp::U));
+        for (i, &amax) in amax.iter().enumerate() {
             let (mut lo, mut hi) = (out_lo.column_mut(i), out_hi.column_mut(i));
             for j in 0..self.w.nrows() {
                 let centre = lo[j] + self.b[j];
@@ -87,19 +86,39 @@ impl PreparedLayer {
     }
 }
 
-/// Element-wise `(centre, radius)` of interval matrices.
+/// Element-wise `(centre, radius)` of interval matrices (features × boxes), and per box an
+/// upper bound of `|c| + r`.
 pub(crate) fn centre_radius_matrix(
     lo: &DMatrix<f64>,
     hi: &DMatrix<f64>,
-) -> (DMatrix<f64>, DMatrix<f64>) {
+) -> (DMatrix<f64>, DMatrix<f64>, Vec<f64>) {
     let mut c = lo.clone();
     let mut r = hi.clone();
-    for (cv, rv) in c.iter_mut().zip(r.iter_mut()) {
-        let (a, b) = fp::centre_radius(*cv, *rv);
-        *cv = a;
-        *rv = b;
+    let mut amax = vec![0.0; lo.ncols()];
+    for (i, m) in amax.iter_mut().enumerate() {
+        let (mut cc, mut rc) = (c.column_mut(i), r.column_mut(i));
+        *m = fill_centre_radius(cc.as_mut_slice(), rc.as_mut_slice(), |j| {
+            (lo[(j, i)], hi[(j, i)])
+        });
     }
-    (c, r)
+    (c, r, amax)
+}
+
+/// Writes centres and radii of `interval(j)` into `c`, `r`; returns an upper bound of
+/// `max_j |c_j| + r_j`.
+fn fill_centre_radius(c: &mut [f64], r: &mut [f64], interval: impl Fn(usize) -> (f64, f64)) -> f64 {
+    let mut m = 0.0f64;
+    for j in 0..c.len() {
+        let (l, h) = interval(j);
+        let (a, b) = fp::centre_radius(l, h);
+        c[j] = a;
+        r[j] = b;
+        let v = a.abs() + b;
+        if v > m {
+            m = v;
+        }
+    }
+    up(m * (1.0 + 4.0 * fp::U))
 }
 
 /// Pre-activation lower/upper and post-activation lower/upper of one layer (features × boxes).
@@ -258,13 +277,12 @@ impl IntervalBounds {
         let input_hi = || DMatrix::from_fn(d, n, |j, i| boxes[i].upper()[j]);
         let mut c = DMatrix::zeros(d, n);
         let mut r = DMatrix::zeros(d, n);
+        let mut amax = vec![0.0; n];
         for (i, b) in boxes.iter().enumerate() {
             let (mut cc, mut rc) = (c.column_mut(i), r.column_mut(i));
-            for j in 0..d {
-                let (a, rr) = fp::centre_radius(b.lower()[j], b.upper()[j]);
-                cc[j] = a;
-                rc[j] = rr;
-            }
+            amax[i] = fill_centre_radius(cc.as_mut_slice(), rc.as_mut_slice(), |j| {
+                (b.lower()[j], b.upper()[j])
+            });
         }
         let skip = net.skip_features();
         let last = layers.len() - 1;
@@ -281,19 +299,15 @@ impl IntervalBounds {
                 } else {
                     with_skip(lo, hi, &input_lo(), &input_hi(), skip)
                 };
-                let (cc, rr) = centre_radius_matrix(&lo, &hi);
-                c = cc;
-                r = rr;
+                (c, r, amax) = centre_radius_matrix(&lo, &hi);
                 if spec.is_some() {
                     last_input = Some((lo, hi));
                 }
             } else if l > 0 {
                 let (_, _, al, ah) = per_layer.last().expect("previous layer");
-                let (cc, rr) = centre_radius_matrix(al, ah);
-                c = cc;
-                r = rr;
+                (c, r, amax) = centre_radius_matrix(al, ah);
             }
-            let (zl, zh) = layer.affine_cr(&c, &r);
+            let (zl, zh) = layer.affine_cr(&c, &r, &amax);
             if zl.iter().chain(zh.iter()).any(|v| !v.is_finite()) {
                 return Err(BoundsError::NonFinite(l));
             }
