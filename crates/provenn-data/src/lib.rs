@@ -27,7 +27,7 @@ pub mod loaders;
 mod scale;
 mod schema;
 pub mod split;
-mod table;
+pub mod table;
 pub mod usecase;
 
 pub use catalog::LoadOptions;

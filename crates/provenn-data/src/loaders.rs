@@ -248,16 +248,6 @@ pub fn expenses(dir: &DataDir) -> Result<Dataset, DataError> {
     Dataset::new("expenses", x, Targets::Regression(y), schema)
 }
 
-/// A categorical column's categories in pandas' order (sorted).
-fn categories(t: &RawTable, c: usize) -> Vec<String> {
-    t.rows
-        .iter()
-        .map(|r| r[c].clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
 /// Kaggle loan prediction, prepared as the papers do: NA rows dropped, numeric columns first
 /// (ApplicantIncome, CoapplicantIncome, LoanAmount, Loan_Amount_Term, Credit_History), then
 /// drop-first dummies of the categorical columns in file order; target classes
@@ -269,7 +259,7 @@ pub fn loan(dir: &DataDir, keep_gender: bool) -> Result<Dataset, DataError> {
     t.expect_width(12)?;
     let gender = t.col("Gender")?;
     let used: Vec<usize> = (0..12).filter(|&c| keep_gender || c != gender).collect();
-    t.retain(|row| used.iter().all(|&c| !is_na(&row[c])));
+    t.drop_na(&used);
     let numeric = [
         "ApplicantIncome",
         "CoapplicantIncome",
@@ -292,8 +282,7 @@ pub fn loan(dir: &DataDir, keep_gender: bool) -> Result<Dataset, DataError> {
     let mut features = Vec::new();
     let mut groups = Vec::new();
     for name in numeric {
-        let c = t.col(name)?;
-        cols.push((0..n).map(|r| t.num(r, c)).collect::<Result<_, _>>()?);
+        cols.push(t.numeric(t.col(name)?)?);
         features.push((
             name.to_string(),
             if name == "Credit_History" {
@@ -304,26 +293,20 @@ pub fn loan(dir: &DataDir, keep_gender: bool) -> Result<Dataset, DataError> {
         ));
     }
     for name in cat_cols {
-        let c = t.col(name)?;
-        let cats = categories(&t, c);
+        let enc = t.one_hot(t.col(name)?, true);
         let mut group = OneHotGroup {
             name: name.to_string(),
             columns: vec![],
-            dropped: cats.first().cloned(),
+            dropped: enc.dropped,
         };
-        for cat in cats.iter().skip(1) {
+        for (cat, col) in enc.categories.into_iter().zip(enc.columns) {
             group.columns.push((features.len(), cat.clone()));
-            cols.push(
-                t.rows
-                    .iter()
-                    .map(|r| f64::from(u8::from(&r[c] == cat)))
-                    .collect(),
-            );
+            cols.push(col);
             features.push((
                 format!("{name}_{cat}"),
                 FeatureKind::OneHot {
                     group: name.to_string(),
-                    category: cat.clone(),
+                    category: cat,
                 },
             ));
         }

@@ -1,4 +1,6 @@
-//! Reading delimited text files (optionally gzip-compressed) into string cells.
+//! Raw tables: delimited text files (optionally gzip-compressed) as string cells, with the
+//! preprocessing steps the papers use — NA row dropping, numeric columns, one-hot encoding
+//! (optionally drop-first, categories in sorted order as pandas' `get_dummies`).
 use std::io::Read;
 use std::path::Path;
 
@@ -6,14 +8,30 @@ use crate::DataError;
 
 /// Cells of a delimited file, with the 1-based line of each row for error messages.
 #[derive(Debug, Clone)]
-pub(crate) struct RawTable {
+pub struct RawTable {
+    /// File name, for messages.
     pub file: String,
+    /// Header cells, if the file has a header.
     pub header: Option<Vec<String>>,
+    /// Data rows.
     pub rows: Vec<Vec<String>>,
+    /// Source line of each row.
     pub lines: Vec<usize>,
 }
 
-pub(crate) fn read_text(path: &Path) -> Result<String, DataError> {
+/// A categorical column encoded as indicator columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneHotEncoding {
+    /// The encoded categories, one indicator column each (row values 0/1).
+    pub categories: Vec<String>,
+    /// Indicator columns, parallel to `categories`.
+    pub columns: Vec<Vec<f64>>,
+    /// The category represented by all-zero indicators (drop-first), if any.
+    pub dropped: Option<String>,
+}
+
+/// Reads a text file, decompressing `.gz`.
+pub fn read_text(path: &Path) -> Result<String, DataError> {
     let io = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
@@ -32,15 +50,16 @@ pub(crate) fn read_text(path: &Path) -> Result<String, DataError> {
         .map_err(|e| DataError::parse(&file_name(path), 0, format!("not UTF-8 text ({e})")))
 }
 
-pub(crate) fn file_name(path: &Path) -> String {
+/// The file name of a path, for messages.
+pub fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
 }
 
-/// Parses CSV text (RFC 4180 quoting). With `header`, the first record is the header.
-pub(crate) fn parse_csv(
+/// Parses CSV text (RFC 4180 quoting); with `header`, the first record is the header.
+pub fn parse_csv(
     file: &str,
     text: &str,
     header: bool,
@@ -130,6 +149,53 @@ impl RawTable {
             })
     }
 
+    /// Drops the rows with a missing value ([`is_na`]) in any of `columns`; returns how many.
+    pub fn drop_na(&mut self, columns: &[usize]) -> usize {
+        let before = self.rows.len();
+        self.retain(|row| {
+            columns
+                .iter()
+                .all(|&c| row.get(c).is_some_and(|v| !is_na(v)))
+        });
+        before - self.rows.len()
+    }
+
+    /// Column `c` as numbers.
+    pub fn numeric(&self, c: usize) -> Result<Vec<f64>, DataError> {
+        (0..self.rows.len()).map(|r| self.num(r, c)).collect()
+    }
+
+    /// One-hot encoding of column `c`, categories sorted; with `drop_first`, the first
+    /// category gets no indicator (pandas' `get_dummies(drop_first=True)`).
+    pub fn one_hot(&self, c: usize, drop_first: bool) -> OneHotEncoding {
+        let cats: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| r.get(c).cloned().unwrap_or_default())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (dropped, kept) = if drop_first && !cats.is_empty() {
+            (Some(cats[0].clone()), cats[1..].to_vec())
+        } else {
+            (None, cats)
+        };
+        let columns = kept
+            .iter()
+            .map(|cat| {
+                self.rows
+                    .iter()
+                    .map(|r| f64::from(u8::from(r.get(c) == Some(cat))))
+                    .collect()
+            })
+            .collect();
+        OneHotEncoding {
+            categories: kept,
+            columns,
+            dropped,
+        }
+    }
+
     /// Keeps only the rows for which `keep(row)` holds.
     pub fn retain(&mut self, keep: impl Fn(&[String]) -> bool) {
         let mut rows = Vec::new();
@@ -146,6 +212,35 @@ impl RawTable {
 }
 
 /// Whether a cell is a missing value (`""`, `NA`, `?`, `NaN`).
-pub(crate) fn is_na(cell: &str) -> bool {
+pub fn is_na(cell: &str) -> bool {
     matches!(cell.trim(), "" | "NA" | "?" | "NaN" | "nan")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_hot_sorts_categories_and_drops_the_first() {
+        let t = parse_csv(
+            "t.csv",
+            "a,b\nUrban,1\nRural,NA\nSemiurban,3\nUrban,4\n",
+            true,
+            b',',
+        )
+        .unwrap();
+        let e = t.one_hot(0, true);
+        assert_eq!(e.dropped.as_deref(), Some("Rural"));
+        assert_eq!(e.categories, vec!["Semiurban", "Urban"]);
+        assert_eq!(
+            e.columns,
+            vec![vec![0.0, 0.0, 1.0, 0.0], vec![1.0, 0.0, 0.0, 1.0]]
+        );
+        let full = t.one_hot(0, false);
+        assert_eq!(full.categories.len(), 3);
+        let mut t2 = t.clone();
+        assert_eq!(t2.drop_na(&[1]), 1);
+        assert_eq!(t2.numeric(1).unwrap(), vec![1.0, 3.0, 4.0]);
+        assert!(t.numeric(1).unwrap_err().to_string().contains("line 3"));
+    }
 }
