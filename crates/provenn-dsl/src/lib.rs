@@ -1,5 +1,32 @@
-//! The provenn constraint language (not yet implemented; owned by the DSL issue).
+//! The provenn constraint language.
 //!
-//! This crate will parse constraints written against a dataset schema (from `provenn-data`)
-//! into a typed intermediate representation shared by every solver crate, evaluate them on
-//! concrete inputs and outputs, and read and write VNN-LIB.
+//! Constraints are written as text against a dataset's schema, in the data's own units, and
+//! lowered to a typed IR ([`ir`]) that every solver crate consumes. See
+//! `docs/constraint-language.md` for the grammar.
+//!
+//! ```
+//! use provenn_dsl::{compile, Bindings, ir::Assignment};
+//! let b = Bindings::anonymous(&[(0.0, 1.0), (0.0, 1.0)], 2);
+//! let c = &compile("forall x: x[0] <= 0.5 => y[0] > y[1]", &b).unwrap()[0];
+//! let holds = |x: &[f64], y: &[f64]| c.holds(&Assignment { x, y, x2: &[], y2: &[] });
+//! assert!(holds(&[0.2, 0.0], &[1.0, 0.0]));
+//! assert!(!holds(&[0.2, 0.0], &[0.0, 1.0]));
+//! assert!(holds(&[0.9, 0.0], &[0.0, 1.0]));
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod ast;
+mod error;
+pub mod ir;
+mod lexer;
+mod lower;
+mod parser;
+
+pub use error::{DslError, Span};
+pub use lower::{lower, Bindings};
+pub use parser::parse;
+
+/// Parses and lowers constraint text against `bindings`.
+pub fn compile(src: &str, bindings: &Bindings) -> Result<Vec<ir::Constraint>, DslError> {
+    lower(&parse(src)?, bindings)
+}
