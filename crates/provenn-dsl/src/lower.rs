@@ -412,7 +412,7 @@ impl Lowerer<'_> {
 
     fn range(&mut self, a: &Ast, b: &Ast) -> R<(i64, i64)> {
         let (lo, hi) = (self.int(a)?, self.int(b)?);
-        if hi < lo || hi - lo > 100_000 {
+        if hi < lo || hi.checked_sub(lo).is_none_or(|n| n > 100_000) {
             return Err(err(
                 a.span(),
                 "bad range",
@@ -557,6 +557,14 @@ impl Lowerer<'_> {
                             ));
                         }
                         let (r, c) = (self.int(r)?, self.int(c)?);
+                        if r < 0 || r >= cols {
+                            return Err(err(
+                                *sp,
+                                "row index out of range",
+                                format!("0..{cols}"),
+                                &r.to_string(),
+                            ));
+                        }
                         if c < 0 || c >= cols {
                             return Err(err(
                                 *sp,

@@ -15,7 +15,9 @@ struct Parser {
 }
 
 /// Deepest nesting accepted (guards the recursion against pathological input).
-const MAX_DEPTH: usize = 200;
+const MAX_DEPTH: usize = 150;
+/// Longest operator chain (plus nesting) accepted; the lowering recurses once per link.
+const MAX_CHAIN: usize = 400;
 
 /// Parses a constraint file.
 pub fn parse(src: &str) -> Result<Vec<Stmt>, DslError> {
@@ -183,22 +185,42 @@ impl Parser {
 
     /// Entry point for formulas and terms.
     pub fn expr(&mut self) -> Result<Expr, DslError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error(
-                "expression nested too deeply",
-                &format!("at most {MAX_DEPTH} levels"),
-            ));
-        }
+        self.enter()?;
         let r = self.iff();
         self.depth -= 1;
         r
     }
 
+    /// Left-associative chains build trees as deep as they are long; bound them like nesting.
+    fn chain(&self, links: &mut usize) -> Result<(), DslError> {
+        *links += 1;
+        if self.depth + *links > MAX_CHAIN {
+            return Err(self.error(
+                "expression too long",
+                &format!("at most {MAX_CHAIN} operators in a chain (use sum(...) for long sums)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn enter(&mut self) -> Result<(), DslError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            self.depth -= 1;
+            return Err(self.error(
+                "expression nested too deeply",
+                &format!("at most {MAX_DEPTH} levels"),
+            ));
+        }
+        Ok(())
+    }
+
     fn iff(&mut self) -> Result<Expr, DslError> {
+        let mut links = 0usize;
         let mut l = self.implies()?;
         while self.is_sym("<=>") {
             let s = self.bump().span;
+            self.chain(&mut links)?;
             let r = self.implies()?;
             l = Expr::Binary(BinOp::Iff, Box::new(l), Box::new(r), s);
         }
@@ -209,16 +231,21 @@ impl Parser {
         let l = self.or()?;
         if self.is_sym("=>") {
             let s = self.bump().span;
-            let r = self.implies()?; // right-associative
+            self.enter()?;
+            let r = self.implies(); // right-associative
+            self.depth -= 1;
+            let r = r?;
             return Ok(Expr::Binary(BinOp::Implies, Box::new(l), Box::new(r), s));
         }
         Ok(l)
     }
 
     fn or(&mut self) -> Result<Expr, DslError> {
+        let mut links = 0usize;
         let mut l = self.and()?;
         while self.is_kw("or") {
             let s = self.bump().span;
+            self.chain(&mut links)?;
             let r = self.and()?;
             l = Expr::Binary(BinOp::Or, Box::new(l), Box::new(r), s);
         }
@@ -226,9 +253,11 @@ impl Parser {
     }
 
     fn and(&mut self) -> Result<Expr, DslError> {
+        let mut links = 0usize;
         let mut l = self.not()?;
         while self.is_kw("and") {
             let s = self.bump().span;
+            self.chain(&mut links)?;
             let r = self.not()?;
             l = Expr::Binary(BinOp::And, Box::new(l), Box::new(r), s);
         }
@@ -238,8 +267,10 @@ impl Parser {
     fn not(&mut self) -> Result<Expr, DslError> {
         if self.is_kw("not") {
             let s = self.bump().span;
-            let e = self.not()?;
-            return Ok(Expr::Not(Box::new(e), s));
+            self.enter()?;
+            let e = self.not();
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(e?), s));
         }
         self.comparison()
     }
@@ -276,6 +307,7 @@ impl Parser {
     }
 
     fn additive(&mut self) -> Result<Expr, DslError> {
+        let mut links = 0usize;
         let mut l = self.multiplicative()?;
         loop {
             let op = if self.is_sym("+") {
@@ -286,12 +318,14 @@ impl Parser {
                 return Ok(l);
             };
             let s = self.bump().span;
+            self.chain(&mut links)?;
             let r = self.multiplicative()?;
             l = Expr::Binary(op, Box::new(l), Box::new(r), s);
         }
     }
 
     fn multiplicative(&mut self) -> Result<Expr, DslError> {
+        let mut links = 0usize;
         let mut l = self.unary()?;
         loop {
             let op = if self.is_sym("*") {
@@ -302,19 +336,20 @@ impl Parser {
                 return Ok(l);
             };
             let s = self.bump().span;
+            self.chain(&mut links)?;
             let r = self.unary()?;
             l = Expr::Binary(op, Box::new(l), Box::new(r), s);
         }
     }
 
     fn unary(&mut self) -> Result<Expr, DslError> {
-        if self.is_sym("-") {
+        if self.is_sym("-") || self.is_sym("+") {
+            let neg = self.is_sym("-");
             let s = self.bump().span;
-            let e = self.unary()?;
-            return Ok(Expr::Neg(Box::new(e), s));
-        }
-        if self.eat_sym("+") {
-            return self.unary();
+            self.enter()?;
+            let e = self.unary();
+            self.depth -= 1;
+            return Ok(if neg { Expr::Neg(Box::new(e?), s) } else { e? });
         }
         self.power()
     }
@@ -323,8 +358,10 @@ impl Parser {
         let base = self.postfix()?;
         if self.is_sym("^") {
             let s = self.bump().span;
-            let e = self.unary()?;
-            return Ok(Expr::Binary(BinOp::Pow, Box::new(base), Box::new(e), s));
+            self.enter()?;
+            let e = self.unary();
+            self.depth -= 1;
+            return Ok(Expr::Binary(BinOp::Pow, Box::new(base), Box::new(e?), s));
         }
         Ok(base)
     }
