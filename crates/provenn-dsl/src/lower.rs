@@ -1382,7 +1382,7 @@ fn norm_cmp(v: Vec<Num>, cmp: Cmp, c: Num, sp: Span) -> R<Formula> {
 }
 
 /// Exact value of a decimal literal.
-fn parse_number(s: &str) -> Option<Q> {
+pub(crate) fn parse_number(s: &str) -> Option<Q> {
     let (mant, exp) = match s.find(['e', 'E']) {
         Some(i) => (&s[..i], s[i + 1..].parse::<i32>().ok()?),
         None => (s, 0),

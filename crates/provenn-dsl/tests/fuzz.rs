@@ -78,3 +78,37 @@ fn long_operator_chains_are_bounded_and_moderate_ones_work() {
     let moderate = format!("forall x: y[0]{} > 0", " + y[1]".repeat(300));
     assert!(compile(&moderate, &b).is_ok());
 }
+
+const VNN: &str = "(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n(assert (<= X_0 0.5))\n(assert (>= X_0 -0.5))\n(assert (or (and (<= X_1 1) (>= X_1 0)) (and (<= X_1 3) (>= X_1 2))))\n(assert (or (and (<= Y_0 Y_1)) (and (>= (+ Y_0 (* -2 Y_1)) 0.25))))\n";
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    #[test]
+    fn vnnlib_reader_never_panics(edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, "[ -~\n]{0,3}"), 0..6)) {
+        let mut s: Vec<char> = VNN.chars().collect();
+        for (pos, kind, text) in edits {
+            let i = if s.is_empty() { 0 } else { pos.index(s.len()) };
+            match kind {
+                0 => { if !s.is_empty() { s.remove(i); } }
+                1 => { for (k, c) in text.chars().enumerate() { s.insert((i + k).min(s.len()), c); } }
+                _ => { s.truncate(i); }
+            }
+        }
+        let text: String = s.into_iter().collect();
+        if let Ok(p) = provenn_dsl::vnnlib::read_vnnlib(&text) {
+            if let Some(w) = provenn_dsl::vnnlib::write_vnnlib(&p) {
+                prop_assert_eq!(provenn_dsl::vnnlib::read_vnnlib(&w).unwrap(), p);
+            }
+        }
+    }
+}
+
+#[test]
+fn vnnlib_seed_reads_two_boxes() {
+    let p = provenn_dsl::vnnlib::read_vnnlib(VNN).unwrap();
+    assert_eq!(
+        p.input_boxes,
+        vec![vec![(-0.5, 0.5), (0.0, 1.0)], vec![(-0.5, 0.5), (2.0, 3.0)]]
+    );
+}
