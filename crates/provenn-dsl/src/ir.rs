@@ -523,12 +523,21 @@ impl Formula {
         }
     }
 
-    /// A violation magnitude: 0 when the formula holds (or fails only on a strict boundary),
-    /// positive otherwise. Conjunctions take the largest, disjunctions the smallest.
+    /// How far the *outputs* are from satisfying the formula, inputs held fixed: 0 when it
+    /// holds (or fails only on a strict boundary), positive otherwise. An atom over inputs only
+    /// is 0 or `∞` (no output can repair it), so the magnitude of `P(x) ⇒ C(y)` is that of `C`
+    /// when `P` holds. Conjunctions take the largest, disjunctions the smallest.
     pub fn violation(&self, a: &Assignment<'_>) -> f64 {
         match self {
             Formula::True => 0.0,
             Formula::False => f64::INFINITY,
+            Formula::Atom(at) if at.expr.is_input_only() => {
+                if at.cmp.holds(at.expr.eval(a)) {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            }
             Formula::Atom(at) => at.cmp.violation(at.expr.eval(a)),
             Formula::And(v) => v.iter().map(|f| f.violation(a)).fold(0.0, f64::max),
             Formula::Or(v) => v

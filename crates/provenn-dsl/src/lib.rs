@@ -21,6 +21,7 @@ pub mod ir;
 mod lexer;
 mod lower;
 mod parser;
+pub mod views;
 pub mod vnnlib;
 
 pub use error::{DslError, Span};

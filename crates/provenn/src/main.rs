@@ -30,6 +30,16 @@ enum Command {
     Nn(NnCmd),
     /// Sound per-layer bounds of a saved network over an input box.
     Bounds(BoundsArgs),
+    /// Parse and type-check a constraint file against a dataset and count violating rows.
+    CheckConstraint {
+        /// Constraint file (provenn constraint language).
+        file: PathBuf,
+        /// Dataset name (see `provenn data list`).
+        #[arg(long)]
+        dataset: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
 }
 
 #[derive(Args)]
@@ -137,6 +147,11 @@ fn main() -> Result<()> {
         Command::Data(DataCmd::Describe { name, data, seed }) => describe(&name, &data, seed),
         Command::Nn(NnCmd::Train(a)) => train(a),
         Command::Bounds(a) => bounds(a),
+        Command::CheckConstraint {
+            file,
+            dataset,
+            data,
+        } => check_constraint(&file, &dataset, &data),
         Command::Nn(NnCmd::Describe { file }) => {
             let net = io::load(&file).with_context(|| format!("loading {}", file.display()))?;
             println!("{}", net.summary());
@@ -324,6 +339,58 @@ fn bounds(a: BoundsArgs) -> Result<()> {
     let o = b.output();
     for j in 0..o.len() {
         println!("output {j}: [{:.17e}, {:.17e}]", o.lower[j], o.upper[j]);
+    }
+    Ok(())
+}
+
+fn check_constraint(file: &std::path::Path, dataset: &str, data: &DataArg) -> Result<()> {
+    use provenn::dsl::{compile, ir::Assignment, Bindings};
+    let src =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let dir = DataDir::resolve(data.data.as_deref());
+    let d = catalog::load(dataset, &dir, &LoadOptions::default())?.dataset;
+    let constraints = compile(&src, &Bindings::from_dataset(&d))
+        .map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?;
+    let y = d.targets.to_matrix();
+    let logits = !matches!(d.targets, Targets::Regression(_));
+    if logits {
+        println!("outputs are evaluated as the labels' logits: +1 for a true label, -1 otherwise");
+    }
+    for (n, c) in constraints.iter().enumerate() {
+        println!(
+            "constraint {n} ({} atoms{}):",
+            c.formula.n_atoms(),
+            if c.two_copy { ", relational" } else { "" }
+        );
+        println!("  {c}");
+        if c.two_copy {
+            println!("  relational constraints are not evaluated row by row");
+            continue;
+        }
+        let (mut bad, mut worst) = (0usize, 0.0f64);
+        for i in 0..d.n_rows() {
+            let x: Vec<f64> = d.x.row(i).iter().copied().collect();
+            let yi: Vec<f64> = y
+                .row(i)
+                .iter()
+                .map(|v| if logits { 2.0 * v - 1.0 } else { *v })
+                .collect();
+            let a = Assignment {
+                x: &x,
+                y: &yi,
+                x2: &[],
+                y2: &[],
+            };
+            if !c.holds(&a) {
+                bad += 1;
+                worst = worst.max(c.formula.violation(&a));
+            }
+        }
+        println!(
+            "  violated by {bad} of {} rows ({:.2}%), largest violation {worst:.6}",
+            d.n_rows(),
+            100.0 * bad as f64 / d.n_rows().max(1) as f64
+        );
     }
     Ok(())
 }
