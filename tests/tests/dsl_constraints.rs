@@ -1,7 +1,7 @@
 //! The papers' constraints in the provenn language: they parse against the real schemas,
 //! round-trip (print → parse → same IR), and count violating rows as the papers/notes state.
 use provenn_data::usecase::{self, LoanVariant};
-use provenn_data::{Dataset, Targets};
+use provenn_data::Dataset;
 use provenn_dsl::ir::{Assignment, Constraint};
 use provenn_dsl::{compile, Bindings};
 use provenn_tests::real_data_dir;
@@ -20,24 +20,9 @@ fn round_trip(c: &Constraint, b: &Bindings) {
 
 /// Rows violating `c` when the outputs are the row's targets (class labels as ±1 logits).
 fn violating_rows(c: &Constraint, d: &Dataset) -> usize {
-    let y = d.targets.to_matrix();
-    let logits = !matches!(d.targets, Targets::Regression(_));
-    (0..d.n_rows())
-        .filter(|&i| {
-            let x: Vec<f64> = d.x.row(i).iter().copied().collect();
-            let yi: Vec<f64> = y
-                .row(i)
-                .iter()
-                .map(|v| if logits { 2.0 * v - 1.0 } else { *v })
-                .collect();
-            !c.holds(&Assignment {
-                x: &x,
-                y: &yi,
-                x2: &[],
-                y2: &[],
-            })
-        })
-        .count()
+    provenn_dsl::check_rows(c, d)
+        .expect("single-copy constraint")
+        .violating
 }
 
 #[test]

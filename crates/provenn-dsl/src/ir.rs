@@ -244,6 +244,16 @@ impl Cmp {
             Cmp::Ge | Cmp::Gt => (-v).max(0.0),
         }
     }
+    /// The comparison with the sides swapped (`a < b` ⇔ `b > a`).
+    pub fn flip(self) -> Cmp {
+        match self {
+            Cmp::Lt => Cmp::Gt,
+            Cmp::Le => Cmp::Ge,
+            Cmp::Ge => Cmp::Le,
+            Cmp::Gt => Cmp::Lt,
+            Cmp::Eq => Cmp::Eq,
+        }
+    }
     /// The comparison of the negated statement (`¬(v < 0)` is `v >= 0`); `None` for `==`.
     pub fn negate(self) -> Option<Cmp> {
         Some(match self {

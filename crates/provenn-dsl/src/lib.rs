@@ -21,12 +21,14 @@ pub mod ir;
 mod lexer;
 mod lower;
 mod parser;
+mod rows;
 pub mod views;
 pub mod vnnlib;
 
 pub use error::{DslError, Span};
 pub use lower::{lower, Bindings};
 pub use parser::parse;
+pub use rows::{check_rows, RowCheck};
 
 /// Parses and lowers constraint text against `bindings`.
 pub fn compile(src: &str, bindings: &Bindings) -> Result<Vec<ir::Constraint>, DslError> {

@@ -1234,7 +1234,7 @@ impl Lowerer<'_> {
                         Ok(Val::Bool(compare(add(x, y.negated(), sp)?, cmp, sp)?))
                     }
                     (Val::Norm(v), Val::Num(c)) => norm_cmp(v, cmp, c, sp).map(Val::Bool),
-                    (Val::Num(c), Val::Norm(v)) => norm_cmp(v, flip(cmp), c, sp).map(Val::Bool),
+                    (Val::Num(c), Val::Norm(v)) => norm_cmp(v, cmp.flip(), c, sp).map(Val::Bool),
                     (va @ (Val::Argmax(_) | Val::Category(..) | Val::Str(_)), vb)
                     | (va, vb @ (Val::Argmax(_) | Val::Category(..) | Val::Str(_))) => {
                         if cmp != Cmp::Eq {
@@ -1286,16 +1286,6 @@ impl Lowerer<'_> {
                 "",
             )),
         }
-    }
-}
-
-fn flip(c: Cmp) -> Cmp {
-    match c {
-        Cmp::Lt => Cmp::Gt,
-        Cmp::Le => Cmp::Ge,
-        Cmp::Ge => Cmp::Le,
-        Cmp::Gt => Cmp::Lt,
-        Cmp::Eq => Cmp::Eq,
     }
 }
 

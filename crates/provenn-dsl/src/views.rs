@@ -146,18 +146,8 @@ fn single_input_bound(f: &Formula) -> Option<(usize, Cmp, f64)> {
     if c == 0.0 {
         return None;
     }
-    let cmp = if c > 0.0 { a.cmp } else { flip(a.cmp) };
+    let cmp = if c > 0.0 { a.cmp } else { a.cmp.flip() };
     Some((*j, cmp, -k / c))
-}
-
-fn flip(c: Cmp) -> Cmp {
-    match c {
-        Cmp::Lt => Cmp::Gt,
-        Cmp::Le => Cmp::Ge,
-        Cmp::Ge => Cmp::Le,
-        Cmp::Gt => Cmp::Lt,
-        Cmp::Eq => Cmp::Eq,
-    }
 }
 
 fn linear_atoms(f: &Formula) -> Option<Vec<Atom>> {

@@ -14,6 +14,28 @@ const SEEDS: &[&str] = &[
     "forall x: argmax(y) in {0, 2} <=> (y[1] != 2.5)",
 ];
 
+/// Applies deletions (0), insertions (1) and truncations (2) at the given positions.
+fn mutate(seed: &str, edits: Vec<(prop::sample::Index, u8, String)>) -> String {
+    let mut s: Vec<char> = seed.chars().collect();
+    for (pos, kind, text) in edits {
+        let i = if s.is_empty() { 0 } else { pos.index(s.len()) };
+        match kind {
+            0 => {
+                if !s.is_empty() {
+                    s.remove(i);
+                }
+            }
+            1 => {
+                for (k, c) in text.chars().enumerate() {
+                    s.insert((i + k).min(s.len()), c);
+                }
+            }
+            _ => s.truncate(i),
+        }
+    }
+    s.into_iter().collect()
+}
+
 fn bindings() -> Bindings {
     Bindings::anonymous(&[(0.0, 1.0), (0.0, 1.0), (-1.0, 1.0)], 4)
 }
@@ -28,16 +50,7 @@ proptest! {
 
     #[test]
     fn mutated_constraints_never_panic(seed in 0..SEEDS.len(), edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, "[ -~]{0,3}"), 1..5)) {
-        let mut s: Vec<char> = SEEDS[seed].chars().collect();
-        for (pos, kind, text) in edits {
-            let i = if s.is_empty() { 0 } else { pos.index(s.len()) };
-            match kind {
-                0 => { if !s.is_empty() { s.remove(i); } }
-                1 => { for (k, c) in text.chars().enumerate() { s.insert((i + k).min(s.len()), c); } }
-                _ => { s.truncate(i); }
-            }
-        }
-        let text: String = s.into_iter().collect();
+        let text = mutate(SEEDS[seed], edits);
         let _ = compile(&text, &bindings());
     }
 }
@@ -86,16 +99,7 @@ proptest! {
 
     #[test]
     fn vnnlib_reader_never_panics(edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, "[ -~\n]{0,3}"), 0..6)) {
-        let mut s: Vec<char> = VNN.chars().collect();
-        for (pos, kind, text) in edits {
-            let i = if s.is_empty() { 0 } else { pos.index(s.len()) };
-            match kind {
-                0 => { if !s.is_empty() { s.remove(i); } }
-                1 => { for (k, c) in text.chars().enumerate() { s.insert((i + k).min(s.len()), c); } }
-                _ => { s.truncate(i); }
-            }
-        }
-        let text: String = s.into_iter().collect();
+        let text = mutate(VNN, edits);
         if let Ok(p) = provenn_dsl::vnnlib::read_vnnlib(&text) {
             if let Some(w) = provenn_dsl::vnnlib::write_vnnlib(&p) {
                 prop_assert_eq!(provenn_dsl::vnnlib::read_vnnlib(&w).unwrap(), p);

@@ -344,16 +344,14 @@ fn bounds(a: BoundsArgs) -> Result<()> {
 }
 
 fn check_constraint(file: &std::path::Path, dataset: &str, data: &DataArg) -> Result<()> {
-    use provenn::dsl::{compile, ir::Assignment, Bindings};
+    use provenn::dsl::{check_rows, compile, Bindings};
     let src =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let dir = DataDir::resolve(data.data.as_deref());
     let d = catalog::load(dataset, &dir, &LoadOptions::default())?.dataset;
     let constraints = compile(&src, &Bindings::from_dataset(&d))
         .map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?;
-    let y = d.targets.to_matrix();
-    let logits = !matches!(d.targets, Targets::Regression(_));
-    if logits {
+    if !matches!(d.targets, Targets::Regression(_)) {
         println!("outputs are evaluated as the labels' logits: +1 for a true label, -1 otherwise");
     }
     for (n, c) in constraints.iter().enumerate() {
@@ -363,34 +361,16 @@ fn check_constraint(file: &std::path::Path, dataset: &str, data: &DataArg) -> Re
             if c.two_copy { ", relational" } else { "" }
         );
         println!("  {c}");
-        if c.two_copy {
-            println!("  relational constraints are not evaluated row by row");
-            continue;
+        match check_rows(c, &d) {
+            None => println!("  relational constraints are not evaluated row by row"),
+            Some(r) => println!(
+                "  violated by {} of {} rows ({:.2}%), largest violation {:.6}",
+                r.violating,
+                r.rows,
+                100.0 * r.violating as f64 / r.rows.max(1) as f64,
+                r.worst
+            ),
         }
-        let (mut bad, mut worst) = (0usize, 0.0f64);
-        for i in 0..d.n_rows() {
-            let x: Vec<f64> = d.x.row(i).iter().copied().collect();
-            let yi: Vec<f64> = y
-                .row(i)
-                .iter()
-                .map(|v| if logits { 2.0 * v - 1.0 } else { *v })
-                .collect();
-            let a = Assignment {
-                x: &x,
-                y: &yi,
-                x2: &[],
-                y2: &[],
-            };
-            if !c.holds(&a) {
-                bad += 1;
-                worst = worst.max(c.formula.violation(&a));
-            }
-        }
-        println!(
-            "  violated by {bad} of {} rows ({:.2}%), largest violation {worst:.6}",
-            d.n_rows(),
-            100.0 * bad as f64 / d.n_rows().max(1) as f64
-        );
     }
     Ok(())
 }
