@@ -269,7 +269,9 @@ impl Cmp {
 /// A linear expression `Σ aᵥ·v + c` with canonical (sorted, zero-free) terms.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Linear {
-    /// Coefficients by variable; no zero entries.
+    /// Coefficients by variable; no zero entries. Serialised as a list of pairs so that
+    /// formats with string-only map keys (JSON) can hold it.
+    #[serde(with = "terms_as_pairs")]
     pub terms: BTreeMap<Var, Coef>,
     /// Constant term.
     pub constant: Coef,
@@ -591,6 +593,22 @@ impl Constraint {
     /// Whether the constraint holds at `a`.
     pub fn holds(&self, a: &Assignment<'_>) -> bool {
         self.formula.holds(a)
+    }
+}
+
+mod terms_as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Coef, Var};
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<Var, Coef>, s: S) -> Result<S::Ok, S::Error> {
+        m.iter().collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<Var, Coef>, D::Error> {
+        Ok(Vec::<(Var, Coef)>::deserialize(d)?.into_iter().collect())
     }
 }
 

@@ -106,3 +106,23 @@ fn acas_properties_as_guarded_affine_rows() {
     let outside = [0.0; 5];
     assert!(c.affine_at(&outside, 5).unwrap().a.is_empty());
 }
+
+#[test]
+fn the_ir_serialises_and_deserialises_exactly() {
+    let b = Bindings::anonymous(&[(0.0, 1.0), (0.0, 1.0)], 4);
+    for src in [
+        PWC,
+        "forall x: sum(i in 0..4: if y[i] > 0 then i else 0) > 2 and x[0] * 0.1 <= y[1]",
+        "forall x, x2: linf(x - x2) <= 0.05 => abs(y - y2) <= 0.1",
+    ] {
+        let b = if src == PWC {
+            Bindings::anonymous(&[(-2.0, 2.0)], 1)
+        } else {
+            b.clone()
+        };
+        let c = &compile(src, &b).unwrap()[0];
+        let json = serde_json::to_string(c).unwrap();
+        let back: provenn_dsl::ir::Constraint = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, c);
+    }
+}
