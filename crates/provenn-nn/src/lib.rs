@@ -39,6 +39,8 @@ mod init;
 pub mod io;
 pub mod loss;
 mod mlp;
+pub mod nnet;
+pub mod onnx;
 pub mod optim;
 pub mod train;
 
