@@ -44,7 +44,7 @@ enum Command {
 
 #[derive(Args)]
 struct BoundsArgs {
-    /// Network file (provenn binary format).
+    /// Network file: provenn binary format, `.onnx`, or `.nnet`.
     #[arg(long)]
     net: PathBuf,
     /// Input box as `l1:u1,l2:u2,...` (a bare number fixes a feature); default [0,1]^n.
@@ -153,7 +153,7 @@ fn main() -> Result<()> {
             data,
         } => check_constraint(&file, &dataset, &data),
         Command::Nn(NnCmd::Describe { file }) => {
-            let net = io::load(&file).with_context(|| format!("loading {}", file.display()))?;
+            let net = load_network(&file)?;
             println!("{}", net.summary());
             println!("parameters: {}", net.n_parameters());
             Ok(())
@@ -311,7 +311,7 @@ fn train(a: TrainArgs) -> Result<()> {
 
 fn bounds(a: BoundsArgs) -> Result<()> {
     use provenn::bounds::{BoundPropagator, CrownBounds, InputBox, IntervalBounds};
-    let net = io::load(&a.net).with_context(|| format!("loading {}", a.net.display()))?;
+    let net = load_network(&a.net)?;
     let domain = match &a.input_box {
         Some(s) => InputBox::parse(s)?,
         None => InputBox::unit(net.n_inputs()),
@@ -373,4 +373,20 @@ fn check_constraint(file: &std::path::Path, dataset: &str, data: &DataArg) -> Re
         }
     }
     Ok(())
+}
+
+/// Loads a network by file extension: `.onnx`, `.nnet`, else the provenn binary format.
+fn load_network(path: &std::path::Path) -> Result<provenn::Mlp> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let ctx = || format!("loading {}", path.display());
+    Ok(match ext {
+        "onnx" => provenn::nn::onnx::import_onnx(&std::fs::read(path).with_context(ctx)?)
+            .with_context(ctx)?,
+        "nnet" => {
+            provenn::nn::nnet::read_nnet(&std::fs::read_to_string(path).with_context(ctx)?)
+                .with_context(ctx)?
+                .net
+        }
+        _ => io::load(path).with_context(ctx)?,
+    })
 }
