@@ -119,62 +119,46 @@ impl Expr {
     /// `self + other` in canonical form: nested sums flattened, constants summed into one
     /// leading term (so printing and re-parsing gives the same expression).
     pub fn plus(self, other: Expr) -> Expr {
-        let mut c = Q::zero();
-        let mut parts = Vec::new();
-        for e in [self, other] {
-            match e {
-                Expr::Const(q) => c += q,
-                Expr::Add(v) => {
-                    for f in v {
-                        match f {
-                            Expr::Const(q) => c += q,
-                            f => parts.push(f),
-                        }
-                    }
-                }
-                f => parts.push(f),
-            }
-        }
-        if parts.is_empty() {
-            return Expr::Const(c);
-        }
-        if c.is_zero() && parts.len() == 1 {
-            return parts.pop().expect("one part");
-        }
-        if !c.is_zero() {
-            parts.insert(0, Expr::Const(c));
-        }
-        Expr::Add(parts)
+        self.combine(other, true)
     }
     /// `self · other` in canonical form: nested products flattened, constants multiplied into
     /// one leading factor.
     pub fn times(self, other: Expr) -> Expr {
-        let mut c = Q::one();
+        self.combine(other, false)
+    }
+
+    /// Shared canonicalisation of sums (`sum = true`) and products.
+    fn combine(self, other: Expr, sum: bool) -> Expr {
+        let unit = if sum { Q::zero() } else { Q::one() };
+        let mut c = unit.clone();
         let mut parts = Vec::new();
+        let mut absorb = |e: Expr, parts: &mut Vec<Expr>| match e {
+            Expr::Const(q) if sum => c += q,
+            Expr::Const(q) => c *= q,
+            f => parts.push(f),
+        };
         for e in [self, other] {
-            match e {
-                Expr::Const(q) => c *= q,
-                Expr::Mul(v) => {
-                    for f in v {
-                        match f {
-                            Expr::Const(q) => c *= q,
-                            f => parts.push(f),
-                        }
-                    }
+            match (e, sum) {
+                (Expr::Add(v), true) | (Expr::Mul(v), false) => {
+                    v.into_iter().for_each(|f| absorb(f, &mut parts))
                 }
-                f => parts.push(f),
+                (e, _) => absorb(e, &mut parts),
             }
         }
-        if c.is_zero() || parts.is_empty() {
+        if parts.is_empty() || (!sum && c.is_zero()) {
             return Expr::Const(c);
         }
-        if c.is_one() && parts.len() == 1 {
+        if c == unit && parts.len() == 1 {
             return parts.pop().expect("one part");
         }
-        if !c.is_one() {
+        if c != unit {
             parts.insert(0, Expr::Const(c));
         }
-        Expr::Mul(parts)
+        if sum {
+            Expr::Add(parts)
+        } else {
+            Expr::Mul(parts)
+        }
     }
     /// `−self`.
     pub fn negated(self) -> Expr {
