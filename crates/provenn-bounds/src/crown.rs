@@ -35,11 +35,7 @@ fn relax(act: Activation, l: f64, u: f64, lower: bool) -> (f64, f64) {
     match act {
         Activation::Identity => (1.0, 0.0),
         Activation::Relu | Activation::LeakyRelu(_) => {
-            let leak = if let Activation::LeakyRelu(s) = act {
-                s
-            } else {
-                0.0
-            };
+            let leak = fp::leak(act);
             if l >= 0.0 {
                 (1.0, 0.0)
             } else if u <= 0.0 {

@@ -27,6 +27,14 @@ pub(crate) fn down(x: f64) -> f64 {
     x.next_down()
 }
 
+/// Slope of a (leaky) ReLU for negative inputs: the leak, or 0.
+pub(crate) fn leak(act: Activation) -> f64 {
+    match act {
+        Activation::LeakyRelu(s) => s,
+        _ => 0.0,
+    }
+}
+
 /// Interval image of a monotone activation, widened for its `f64` evaluation error.
 pub(crate) fn activation_interval(act: Activation, lo: f64, hi: f64) -> (f64, f64) {
     match act {

@@ -42,11 +42,7 @@ fn slope_range(act: Activation, l: f64, u: f64) -> (f64, f64) {
     match act {
         Activation::Identity => (1.0, 1.0),
         Activation::Relu | Activation::LeakyRelu(_) => {
-            let leak = if let Activation::LeakyRelu(s) = act {
-                s
-            } else {
-                0.0
-            };
+            let leak = fp::leak(act);
             if l >= 0.0 {
                 (1.0, 1.0)
             } else if u <= 0.0 {

@@ -615,31 +615,29 @@ fn side_name(s: Side, input: bool) -> &'static str {
     }
 }
 
+/// `(a<sep>b<sep>…)`.
+fn write_joined<T: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    items: &[T],
+    sep: &str,
+) -> fmt::Result {
+    write!(f, "(")?;
+    for (i, e) in items.iter().enumerate() {
+        if i > 0 {
+            write!(f, "{sep}")?;
+        }
+        write!(f, "{e}")?;
+    }
+    write!(f, ")")
+}
+
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expr::Const(q) => write!(f, "{}", fmt_q(q)),
             Expr::Input(s, j) => write!(f, "{}[{j}]", side_name(*s, true)),
-            Expr::Add(v) => {
-                write!(f, "(")?;
-                for (i, e) in v.iter().enumerate() {
-                    if i > 0 {
-                        write!(f, " + ")?;
-                    }
-                    write!(f, "{e}")?;
-                }
-                write!(f, ")")
-            }
-            Expr::Mul(v) => {
-                write!(f, "(")?;
-                for (i, e) in v.iter().enumerate() {
-                    if i > 0 {
-                        write!(f, " * ")?;
-                    }
-                    write!(f, "{e}")?;
-                }
-                write!(f, ")")
-            }
+            Expr::Add(v) => write_joined(f, v, " + "),
+            Expr::Mul(v) => write_joined(f, v, " * "),
             Expr::Div(a, b) => write!(f, "({a} / {b})"),
             Expr::Pow(a, k) => write!(f, "({a} ^ {k})"),
             Expr::Apply(func, a) => write!(f, "{}({a})", func.name()),
@@ -677,21 +675,8 @@ impl fmt::Display for Formula {
             Formula::True => write!(f, "true"),
             Formula::False => write!(f, "false"),
             Formula::Atom(a) => write!(f, "({} {} 0)", a.expr, a.cmp.text()),
-            Formula::And(v) | Formula::Or(v) => {
-                let op = if matches!(self, Formula::And(_)) {
-                    " and "
-                } else {
-                    " or "
-                };
-                write!(f, "(")?;
-                for (i, p) in v.iter().enumerate() {
-                    if i > 0 {
-                        write!(f, "{op}")?;
-                    }
-                    write!(f, "{p}")?;
-                }
-                write!(f, ")")
-            }
+            Formula::And(v) => write_joined(f, v, " and "),
+            Formula::Or(v) => write_joined(f, v, " or "),
             Formula::Count { terms, cmp, bound } => {
                 write!(f, "(sum_if([")?;
                 for (i, (w, p)) in terms.iter().enumerate() {

@@ -30,6 +30,15 @@ const SYMS: &[&str] = &[
     "+", "-", "*", "/", "^", "<", ">", "=",
 ];
 
+/// Appends a token of `len` characters starting at `span`; returns `len` (columns consumed).
+fn push(out: &mut Vec<Token>, tok: Tok, span: Span, len: usize) -> usize {
+    out.push(Token {
+        tok,
+        span: Span { len, ..span },
+    });
+    len
+}
+
 /// Splits `src` into tokens. Comments run from `#` or `//` to the end of the line.
 pub fn lex(src: &str) -> Result<Vec<Token>, DslError> {
     let chars: Vec<char> = src.chars().collect();
@@ -91,14 +100,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, DslError> {
                 }
             }
             let text: String = chars[start..i].iter().collect();
-            out.push(Token {
-                tok: Tok::Num(text),
-                span: Span {
-                    len: i - start,
-                    ..span
-                },
-            });
-            col += i - start;
+            col += push(&mut out, Tok::Num(text), span, i - start);
             continue;
         }
         if c.is_alphabetic() || c == '_' {
@@ -107,14 +109,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, DslError> {
                 i += 1;
             }
             let text: String = chars[start..i].iter().collect();
-            out.push(Token {
-                tok: Tok::Ident(text),
-                span: Span {
-                    len: i - start,
-                    ..span
-                },
-            });
-            col += i - start;
+            col += push(&mut out, Tok::Ident(text), span, i - start);
             continue;
         }
         if c == '"' {
@@ -137,28 +132,14 @@ pub fn lex(src: &str) -> Result<Vec<Token>, DslError> {
                 ));
             }
             i += 1;
-            out.push(Token {
-                tok: Tok::Str(s),
-                span: Span {
-                    len: i - start,
-                    ..span
-                },
-            });
-            col += i - start;
+            col += push(&mut out, Tok::Str(s), span, i - start);
             continue;
         }
         let rest: String = chars[i..chars.len().min(i + 3)].iter().collect();
         match SYMS.iter().find(|s| rest.starts_with(*s)) {
             Some(s) => {
-                out.push(Token {
-                    tok: Tok::Sym(s),
-                    span: Span {
-                        len: s.len(),
-                        ..span
-                    },
-                });
-                i += s.chars().count();
-                col += s.chars().count();
+                i += s.len(); // symbols are ASCII
+                col += push(&mut out, Tok::Sym(s), span, s.len());
             }
             None => {
                 return Err(DslError::new(

@@ -1,7 +1,6 @@
 //! The unconstrained feed-forward baseline: an MLP trained by Adam on a dataset's targets,
 //! with validation-based early stopping. The loss follows the targets: softmax cross-entropy
 //! for classes, binary cross-entropy on logits for multi-label, MSE for regression.
-use nalgebra::DMatrix;
 use provenn_data::{Dataset, Targets};
 use provenn_nn::loss::{BceWithLogits, Loss, Mse, SoftmaxCrossEntropy};
 use provenn_nn::optim::{Adam, AdamParams};
@@ -105,16 +104,6 @@ pub enum Score {
     Mse(f64),
 }
 
-impl Score {
-    /// A loss-like number (lower is better), for model selection.
-    pub fn as_loss(self) -> f64 {
-        match self {
-            Score::Accuracy(a) | Score::ExactMatch(a) => 1.0 - a,
-            Score::Mse(m) => m,
-        }
-    }
-}
-
 impl std::fmt::Display for Score {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -200,9 +189,4 @@ impl Ffn {
             loss_curve: history.epochs.iter().map(|e| e.train_loss).collect(),
         })
     }
-}
-
-/// Predictions (logits or regression values), one row per sample.
-pub fn predict(net: &Mlp, x: &DMatrix<f64>) -> Result<DMatrix<f64>, TrainError> {
-    Ok(net.forward_batch(x)?)
 }
