@@ -1,0 +1,114 @@
+//! HiGHS through good_lp. good_lp builds the model; we then drive the `highs::Model` ourselves
+//! because good_lp's `solve` hides what we need for soundness: the MIP dual bound, and the
+//! difference between "infeasible" and "time limit reached without a point".
+
+use std::time::Instant;
+
+use good_lp::solvers::highs::highs;
+use good_lp::SolverModel;
+use highs::HighsModelStatus;
+
+use super::{to_good_lp, Backend, SolveOptions, SolveOutcome, SolveStatus};
+use crate::model::{Milp, Sense};
+use crate::MilpError;
+
+/// The HiGHS MILP solver (single-threaded per call; parallelism comes from solving many
+/// problems at once).
+#[derive(Debug, Clone, Default)]
+pub struct Highs;
+
+impl Backend for Highs {
+    fn name(&self) -> &'static str {
+        "HiGHS"
+    }
+
+    fn tolerance(&self) -> f64 {
+        // HiGHS defaults: primal feasibility 1e-7, MIP feasibility 1e-6.
+        1e-6
+    }
+
+    fn solve(&self, milp: &Milp, options: &SolveOptions) -> Result<SolveOutcome, MilpError> {
+        let parts = to_good_lp(milp);
+        let unsolved = match milp.sense {
+            Some(Sense::Maximise) => parts.vars.maximise(parts.objective),
+            _ => parts.vars.minimise(parts.objective),
+        };
+        let mut problem = unsolved.using(highs);
+        for c in parts.constraints {
+            problem.add_constraint(c);
+        }
+        let mut model = problem
+            .try_into_inner()
+            .map_err(|e| MilpError::Solver(e.to_string()))?;
+        let set = |model: &mut highs::Model, r: Result<(), _>, name: &str| {
+            let _ = model;
+            r.map_err(|e| MilpError::Solver(format!("HiGHS option {name}: {e:?}")))
+        };
+        let r = model.try_set_option("output_flag", false);
+        set(&mut model, r, "output_flag")?;
+        // One thread per solve: HiGHS's scheduler is process-global, and callers run many
+        // solves in parallel with rayon instead.
+        let r = model.try_set_option("threads", 1);
+        set(&mut model, r, "threads")?;
+        let r = model.try_set_option("mip_rel_gap", 0.0);
+        set(&mut model, r, "mip_rel_gap")?;
+        let r = model.try_set_option("mip_abs_gap", 0.0);
+        set(&mut model, r, "mip_abs_gap")?;
+        if let Some(t) = options.time_limit {
+            let r = model.try_set_option("time_limit", t.as_secs_f64());
+            set(&mut model, r, "time_limit")?;
+        }
+        let start = Instant::now();
+        let solved = model
+            .try_solve()
+            .map_err(|e| MilpError::Solver(format!("HiGHS run failed: {e:?}")))?;
+        let time = start.elapsed();
+        let has_point = solved.primal_solution_status() == highs::HighsSolutionStatus::Feasible;
+        let status = match solved.status() {
+            HighsModelStatus::Optimal => SolveStatus::Optimal,
+            // Every variable of our models is bounded, so "unbounded or infeasible" is infeasible.
+            HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
+                SolveStatus::Infeasible
+            }
+            HighsModelStatus::ReachedTimeLimit
+            | HighsModelStatus::ReachedIterationLimit
+            | HighsModelStatus::ReachedSolutionLimit
+            | HighsModelStatus::ReachedInterrupt
+            | HighsModelStatus::ReachedMemoryLimit
+            | HighsModelStatus::ObjectiveBound
+            | HighsModelStatus::ObjectiveTarget
+            | HighsModelStatus::Unknown => {
+                if has_point {
+                    SolveStatus::Feasible
+                } else {
+                    SolveStatus::Unknown
+                }
+            }
+            other => return Err(MilpError::Solver(format!("HiGHS status {other:?}"))),
+        };
+        let values = if has_point {
+            solved.get_solution().columns().to_vec()
+        } else {
+            Vec::new()
+        };
+        let objective = has_point.then(|| solved.objective_value());
+        let bound = match (status, milp.sense) {
+            (SolveStatus::Infeasible | SolveStatus::Unknown, _) | (_, None) => None,
+            (_, Some(_)) if milp.n_integer() == 0 => {
+                // An LP solved to optimality: the optimum is the objective (up to tolerance).
+                (status == SolveStatus::Optimal).then(|| solved.objective_value())
+            }
+            (_, Some(_)) => solved
+                .double_info_value(c"mip_dual_bound")
+                .ok()
+                .filter(|b| b.is_finite()),
+        };
+        Ok(SolveOutcome {
+            status,
+            objective,
+            bound,
+            values,
+            time,
+        })
+    }
+}

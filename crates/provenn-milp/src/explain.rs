@@ -1,0 +1,616 @@
+//! Abductive explanations (Ignatiev, Narodytska & Marques-Silva 2019): a subset-minimal set of
+//! features that, fixed to the instance's values, entails the predicted class for every value
+//! of the other features in the domain. Deletion-based: try to free each feature in turn; a
+//! feature stays when a MILP finds an input on which some other class scores at least as high.
+//!
+//! Three modes, which must agree on the explanation (Gomes et al. 2026):
+//! - [`ExplainMode::Inms`]: every query is a MILP with the global neuron bounds;
+//! - [`ExplainMode::Box`]: interval bounds on the current box first; the MILP only when they
+//!   cannot prove the prediction;
+//! - [`ExplainMode::BoxSimplify`]: as `Box`, and the MILP uses the global bounds intersected with
+//!   the Box bounds, so neurons the Box proves stable lose their binary.
+//!
+//! Every solver counterexample is re-validated in f64; a candidate that does not validate keeps
+//! its feature (the explanation still entails the prediction) and is counted.
+
+use std::time::{Duration, Instant};
+
+use nalgebra::DVector;
+use provenn_bounds::{BoundPropagator, InputBox, IntervalBounds};
+use provenn_nn::Mlp;
+use rayon::prelude::*;
+
+use crate::backend::{default_backend, Backend, SolveOptions, SolveStatus};
+use crate::encoding::{
+    check_encodable, encode_network, input_vars, EncodingStats, Lin, NeuronBounds,
+};
+use crate::model::{Milp, Sense, VarId};
+use crate::tighten::{global_bounds, pad_for, propagated_bounds, TightenedBounds, Tightening};
+use crate::MilpError;
+
+/// Which accelerations the explainer uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExplainMode {
+    /// MILP with global bounds for every query (the INMS baseline).
+    Inms,
+    /// Interval (Box) pre-check, then the INMS MILP.
+    Box,
+    /// Box pre-check, then a MILP simplified with the Box bounds.
+    #[default]
+    BoxSimplify,
+}
+
+impl ExplainMode {
+    /// All modes, in increasing order of acceleration.
+    pub const ALL: [ExplainMode; 3] = [
+        ExplainMode::Inms,
+        ExplainMode::Box,
+        ExplainMode::BoxSimplify,
+    ];
+
+    /// Name used by the CLI and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExplainMode::Inms => "inms",
+            ExplainMode::Box => "box",
+            ExplainMode::BoxSimplify => "box-simplify",
+        }
+    }
+}
+
+impl std::str::FromStr for ExplainMode {
+    type Err = MilpError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ExplainMode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                MilpError::InvalidParameter(format!(
+                    "unknown explanation mode '{s}' (expected inms, box or box-simplify)"
+                ))
+            })
+    }
+}
+
+/// Parameters of an [`AbductiveExplainer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplainOptions {
+    /// Acceleration mode.
+    pub mode: ExplainMode,
+    /// How the global neuron bounds are computed (once per explainer).
+    pub tightening: Tightening,
+    /// Limit per solver call. A query that hits it keeps its feature.
+    pub time_limit: Option<Duration>,
+}
+
+impl Default for ExplainOptions {
+    fn default() -> Self {
+        ExplainOptions {
+            mode: ExplainMode::BoxSimplify,
+            tightening: Tightening::Milp,
+            time_limit: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// Work done for one explanation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ExplainStats {
+    /// MILP calls.
+    pub solver_calls: usize,
+    /// Features freed by the Box check without a solver call.
+    pub box_frees: usize,
+    /// Time in the solver.
+    pub solver_time: Duration,
+    /// Total time.
+    pub time: Duration,
+    /// Solver candidates that did not re-validate in f64 (their features were kept).
+    pub unvalidated: usize,
+    /// Queries that hit the time limit (their features were kept).
+    pub timeouts: usize,
+    /// Neuron bounds compared in Box/global merges (mode `BoxSimplify`).
+    pub merged_neurons: usize,
+    /// Of those, neurons the Box made strictly tighter on at least one side.
+    pub tightened_neurons: usize,
+    /// Piecewise-linear neurons encoded across MILP calls, and how many needed a binary.
+    pub encoded: EncodingStats,
+}
+
+impl ExplainStats {
+    fn add(&mut self, o: &ExplainStats) {
+        self.solver_calls += o.solver_calls;
+        self.box_frees += o.box_frees;
+        self.solver_time += o.solver_time;
+        self.time += o.time;
+        self.unvalidated += o.unvalidated;
+        self.timeouts += o.timeouts;
+        self.merged_neurons += o.merged_neurons;
+        self.tightened_neurons += o.tightened_neurons;
+        self.encoded.stable += o.encoded.stable;
+        self.encoded.binaries += o.encoded.binaries;
+    }
+
+    /// Sums statistics.
+    pub fn total<'a>(it: impl IntoIterator<Item = &'a ExplainStats>) -> ExplainStats {
+        let mut s = ExplainStats::default();
+        for o in it {
+            s.add(o);
+        }
+        s
+    }
+}
+
+/// An abductive explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// The predicted class being explained.
+    pub class: usize,
+    /// Kept features, ascending.
+    pub features: Vec<usize>,
+    /// Work done.
+    pub stats: ExplainStats,
+}
+
+/// Answer of one entailment query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entailment {
+    /// The prediction holds on the whole box.
+    Entailed,
+    /// A re-validated input on which another class scores at least as high.
+    Counterexample(Vec<f64>),
+    /// Not decided (limit reached, or a candidate that did not re-validate).
+    Unknown,
+}
+
+/// Explains the predictions of one network over one domain.
+pub struct AbductiveExplainer {
+    net: Mlp,
+    domain: InputBox,
+    global: TightenedBounds,
+    global_stats: EncodingStats,
+    backend: Box<dyn Backend>,
+    options: ExplainOptions,
+}
+
+impl std::fmt::Debug for AbductiveExplainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AbductiveExplainer")
+            .field("net", &self.net.summary())
+            .field("backend", &self.backend.name())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// Index of the largest output (the first on ties).
+pub fn predicted_class(y: &[f64]) -> usize {
+    let mut best = 0;
+    for (k, v) in y.iter().enumerate() {
+        if *v > y[best] {
+            best = k;
+        }
+    }
+    best
+}
+
+/// Whether some class other than `class` scores at least as high in `y`.
+fn contradicts(y: &[f64], class: usize) -> bool {
+    y.iter()
+        .enumerate()
+        .any(|(j, v)| j != class && *v >= y[class])
+}
+
+impl AbductiveExplainer {
+    /// Prepares an explainer: computes the global neuron bounds over `domain` once.
+    pub fn new(net: &Mlp, domain: InputBox, options: ExplainOptions) -> Result<Self, MilpError> {
+        Self::with_backend(net, domain, options, default_backend())
+    }
+
+    /// As [`AbductiveExplainer::new`] on a chosen backend.
+    pub fn with_backend(
+        net: &Mlp,
+        domain: InputBox,
+        options: ExplainOptions,
+        backend: Box<dyn Backend>,
+    ) -> Result<Self, MilpError> {
+        check_encodable(net)?;
+        if domain.dim() != net.n_inputs() {
+            return Err(MilpError::Dimension(format!(
+                "domain has {} features, network {} inputs",
+                domain.dim(),
+                net.n_inputs()
+            )));
+        }
+        if net.n_outputs() < 2 {
+            return Err(MilpError::InvalidParameter(
+                "explanations need a classifier with at least two outputs".into(),
+            ));
+        }
+        let global = global_bounds(
+            net,
+            &domain,
+            options.tightening,
+            &*backend,
+            &SolveOptions {
+                time_limit: options.time_limit,
+            },
+        )?;
+        let global_stats = stats_of(net, &global.bounds);
+        Ok(AbductiveExplainer {
+            net: net.clone(),
+            domain,
+            global,
+            global_stats,
+            backend,
+            options,
+        })
+    }
+
+    /// The global bounds and the work they took.
+    pub fn global_bounds(&self) -> &TightenedBounds {
+        &self.global
+    }
+
+    /// Stable and binary neurons under the global bounds.
+    pub fn global_stats(&self) -> EncodingStats {
+        self.global_stats
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ExplainOptions {
+        &self.options
+    }
+
+    /// Explains the prediction at `x`, trying features in column order.
+    pub fn explain(&self, x: &[f64]) -> Result<Explanation, MilpError> {
+        let order: Vec<usize> = (0..x.len()).collect();
+        self.explain_in_order(x, &order)
+    }
+
+    /// Explains the prediction at `x`, trying to free features in `order`.
+    pub fn explain_in_order(&self, x: &[f64], order: &[usize]) -> Result<Explanation, MilpError> {
+        let start = Instant::now();
+        if x.len() != self.net.n_inputs() || !self.domain.contains(x) {
+            return Err(MilpError::Dimension(format!(
+                "instance has {} features (network {}) or lies outside the domain",
+                x.len(),
+                self.net.n_inputs()
+            )));
+        }
+        let mut seen = vec![false; x.len()];
+        for &i in order {
+            if i >= x.len() || std::mem::replace(&mut seen[i], true) {
+                return Err(MilpError::InvalidParameter(format!(
+                    "feature order is not a permutation (entry {i})"
+                )));
+            }
+        }
+        let y = self.net.forward(&DVector::from_row_slice(x))?;
+        let class = predicted_class(y.as_slice());
+        let mut fixed = vec![true; x.len()];
+        let mut stats = ExplainStats::default();
+        for &i in order {
+            fixed[i] = false;
+            let e = self.query(x, &fixed, class, self.options.mode, &mut stats)?;
+            if e != Entailment::Entailed {
+                fixed[i] = true;
+            }
+        }
+        stats.time = start.elapsed();
+        Ok(Explanation {
+            class,
+            features: (0..x.len()).filter(|&i| fixed[i]).collect(),
+            stats,
+        })
+    }
+
+    /// Explains many instances in parallel (one solver thread per instance).
+    pub fn explain_many(&self, xs: &[Vec<f64>]) -> Vec<Result<Explanation, MilpError>> {
+        xs.par_iter().map(|x| self.explain(x)).collect()
+    }
+
+    /// Whether fixing the features marked in `fixed` to their values in `x` entails `class`.
+    pub fn entails(
+        &self,
+        x: &[f64],
+        fixed: &[bool],
+        class: usize,
+    ) -> Result<Entailment, MilpError> {
+        let mut stats = ExplainStats::default();
+        self.query(x, fixed, class, self.options.mode, &mut stats)
+    }
+
+    fn query_box(&self, x: &[f64], fixed: &[bool]) -> Result<InputBox, MilpError> {
+        let mut b = self.domain.clone();
+        for (i, &f) in fixed.iter().enumerate() {
+            if f {
+                b.fix(i, x[i])?;
+            }
+        }
+        Ok(b)
+    }
+
+    fn query(
+        &self,
+        x: &[f64],
+        fixed: &[bool],
+        class: usize,
+        mode: ExplainMode,
+        stats: &mut ExplainStats,
+    ) -> Result<Entailment, MilpError> {
+        let qbox = self.query_box(x, fixed)?;
+        let mut bounds = std::borrow::Cow::Borrowed(&self.global.bounds);
+        if mode != ExplainMode::Inms {
+            let ibp = IntervalBounds.bounds(&self.net, &qbox, None)?;
+            let out = ibp.output();
+            let others_max = (0..out.len())
+                .filter(|&j| j != class)
+                .map(|j| out.upper[j])
+                .fold(f64::NEG_INFINITY, f64::max);
+            if out.lower[class] > others_max {
+                stats.box_frees += 1;
+                return Ok(Entailment::Entailed);
+            }
+            if mode == ExplainMode::BoxSimplify {
+                let (merged, tightened) = self
+                    .global
+                    .bounds
+                    .merged(&NeuronBounds::from_network_bounds(&ibp));
+                stats.merged_neurons += merged.n_neurons();
+                stats.tightened_neurons += tightened;
+                bounds = std::borrow::Cow::Owned(merged);
+            }
+        }
+        let q = disjunction_query(&self.net, &qbox, &bounds, class)?;
+        stats.encoded.stable += q.stats.stable;
+        stats.encoded.binaries += q.stats.binaries;
+        let out = self.backend.solve(
+            &q.milp,
+            &SolveOptions {
+                time_limit: self.options.time_limit,
+            },
+        )?;
+        stats.solver_calls += 1;
+        stats.solver_time += out.time;
+        match out.status {
+            SolveStatus::Infeasible => Ok(Entailment::Entailed),
+            SolveStatus::Unknown => {
+                stats.timeouts += 1;
+                Ok(Entailment::Unknown)
+            }
+            SolveStatus::Optimal | SolveStatus::Feasible => {
+                let cand = clip(&out.values, &q.inputs, &qbox);
+                let y = self.net.forward(&DVector::from_row_slice(&cand))?;
+                if contradicts(y.as_slice(), class) {
+                    return Ok(Entailment::Counterexample(cand));
+                }
+                // A candidate within solver tolerance of a tie: ask for the largest margin of
+                // each other class instead, which either finds a clear counterexample or
+                // proves entailment.
+                let (e, calls, time) = class_margins(
+                    &self.net,
+                    &qbox,
+                    &bounds,
+                    class,
+                    &*self.backend,
+                    &SolveOptions {
+                        time_limit: self.options.time_limit,
+                    },
+                )?;
+                stats.solver_calls += calls;
+                stats.solver_time += time;
+                if e == Entailment::Unknown {
+                    stats.unvalidated += 1;
+                }
+                Ok(e)
+            }
+        }
+    }
+}
+
+fn clip(values: &[f64], inputs: &[VarId], b: &InputBox) -> Vec<f64> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| values[v.index()].clamp(b.lower()[i], b.upper()[i]))
+        .collect()
+}
+
+fn stats_of(net: &Mlp, b: &NeuronBounds) -> EncodingStats {
+    let mut s = EncodingStats::default();
+    for (l, layer) in net.layers().iter().enumerate() {
+        if matches!(layer.activation(), provenn_nn::Activation::Identity) {
+            continue;
+        }
+        for i in 0..b.layers[l].len() {
+            if b.layers[l].lower[i] >= 0.0 || b.layers[l].upper[i] <= 0.0 {
+                s.stable += 1;
+            } else {
+                s.binaries += 1;
+            }
+        }
+    }
+    s
+}
+
+struct DisjunctionQuery {
+    milp: Milp,
+    inputs: Vec<VarId>,
+    stats: EncodingStats,
+}
+
+/// "Some class `j ≠ class` has `o_j ≥ o_class`" over `qbox`, as in the reference: one binary
+/// `q_j` per other class, `Σ q_j ≥ 1`, `o_class − o_j ≤ M_j (1 − q_j)`.
+fn disjunction_query(
+    net: &Mlp,
+    qbox: &InputBox,
+    bounds: &NeuronBounds,
+    class: usize,
+) -> Result<DisjunctionQuery, MilpError> {
+    let mut m = Milp::new();
+    let (inputs, xs) = input_vars(&mut m, qbox.lower(), qbox.upper());
+    let enc = encode_network(&mut m, net, &xs, bounds)?;
+    let out_b = bounds.layers.last().expect("at least one layer");
+    let mut qs = Vec::new();
+    for j in 0..enc.outputs.len() {
+        if j == class {
+            continue;
+        }
+        // Upper bound of o_class − o_j over the box.
+        let big = out_b.upper[class] - out_b.lower[j];
+        if big < 0.0 {
+            continue; // class j can never reach o_class
+        }
+        let qj = m.binary();
+        let mut d = enc.outputs[class].clone();
+        d.add_scaled(-1.0, &enc.outputs[j]);
+        // d + M·q_j ≤ M − const
+        let mut coefs = d.coefs.clone();
+        coefs.push((qj, big));
+        m.le(coefs, big - d.constant);
+        qs.push(qj);
+    }
+    if qs.is_empty() {
+        // No class can catch up: an always-infeasible row keeps the query a MILP.
+        let v = m.continuous(0.0, 0.0);
+        m.ge(vec![(v, 1.0)], 1.0);
+    } else {
+        m.ge(qs.iter().map(|&q| (q, 1.0)).collect(), 1.0);
+    }
+    Ok(DisjunctionQuery {
+        milp: m,
+        inputs,
+        stats: enc.stats,
+    })
+}
+
+/// The result of checking an explanation independently of the explainer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplanationCheck {
+    /// Fixing the kept features entails the class (`None`: not decided).
+    pub entailed: Option<bool>,
+    /// For each kept feature: whether freeing it yields a re-validated counterexample.
+    pub necessary: Vec<Option<bool>>,
+}
+
+impl ExplanationCheck {
+    /// Entailed, and every kept feature shown necessary.
+    pub fn is_valid(&self) -> bool {
+        self.entailed == Some(true) && self.necessary.iter().all(|n| *n == Some(true))
+    }
+}
+
+/// Decides entailment with a different encoding from the explainer's: one MILP per other class
+/// maximising `o_j − o_class`, on bounds propagated for the query box only (no global MILP
+/// bounds, no Box shortcut, no indicator binaries).
+pub fn entailed_by_class_margins(
+    net: &Mlp,
+    qbox: &InputBox,
+    class: usize,
+    backend: &dyn Backend,
+    options: &SolveOptions,
+) -> Result<Entailment, MilpError> {
+    check_encodable(net)?;
+    let bounds = propagated_bounds(net, qbox)?;
+    Ok(class_margins(net, qbox, &bounds, class, backend, options)?.0)
+}
+
+/// One MILP per other class `j` maximising `o_j − o_class` over `qbox`; returns the answer,
+/// the number of solver calls and the solver time.
+fn class_margins(
+    net: &Mlp,
+    qbox: &InputBox,
+    bounds: &NeuronBounds,
+    class: usize,
+    backend: &dyn Backend,
+    options: &SolveOptions,
+) -> Result<(Entailment, usize, Duration), MilpError> {
+    let mut m = Milp::new();
+    let (inputs, xs) = input_vars(&mut m, qbox.lower(), qbox.upper());
+    let enc = encode_network(&mut m, net, &xs, bounds)?;
+    let mut undecided = false;
+    let (mut calls, mut time) = (0, Duration::ZERO);
+    for j in 0..enc.outputs.len() {
+        if j == class {
+            continue;
+        }
+        let mut d: Lin = enc.outputs[j].clone();
+        d.add_scaled(-1.0, &enc.outputs[class]);
+        let mut mm = m.clone();
+        mm.set_objective(Sense::Maximise, d.coefs.clone());
+        let out = backend.solve(&mm, options)?;
+        calls += 1;
+        time += out.time;
+        if !out.values.is_empty() {
+            let cand = clip(&out.values, &inputs, qbox);
+            let y = net.forward(&DVector::from_row_slice(&cand))?;
+            if contradicts(y.as_slice(), class) {
+                return Ok((Entailment::Counterexample(cand), calls, time));
+            }
+        }
+        match (out.status, out.bound) {
+            (SolveStatus::Infeasible, _) => {}
+            (_, Some(b))
+                if b + d.constant + pad_for(backend.tolerance(), b + d.constant, &d) < 0.0 => {}
+            _ => undecided = true,
+        }
+    }
+    let e = if undecided {
+        Entailment::Unknown
+    } else {
+        Entailment::Entailed
+    };
+    Ok((e, calls, time))
+}
+
+/// Checks `explanation` of the prediction at `x` over `domain` with
+/// [`entailed_by_class_margins`]: entailment of the kept set, and a counterexample for each
+/// kept feature freed alone.
+pub fn check_explanation(
+    net: &Mlp,
+    domain: &InputBox,
+    x: &[f64],
+    explanation: &Explanation,
+    backend: &dyn Backend,
+    options: &SolveOptions,
+) -> Result<ExplanationCheck, MilpError> {
+    let fixed_box = |free: Option<usize>| -> Result<InputBox, MilpError> {
+        let mut b = domain.clone();
+        for &i in &explanation.features {
+            if Some(i) != free {
+                b.fix(i, x[i])?;
+            }
+        }
+        Ok(b)
+    };
+    let decide = |e: Entailment| match e {
+        Entailment::Entailed => Some(true),
+        Entailment::Counterexample(_) => Some(false),
+        Entailment::Unknown => None,
+    };
+    let entailed = decide(entailed_by_class_margins(
+        net,
+        &fixed_box(None)?,
+        explanation.class,
+        backend,
+        options,
+    )?);
+    let necessary = explanation
+        .features
+        .iter()
+        .map(|&i| {
+            let e = entailed_by_class_margins(
+                net,
+                &fixed_box(Some(i))?,
+                explanation.class,
+                backend,
+                options,
+            )?;
+            Ok(decide(e).map(|entailed| !entailed))
+        })
+        .collect::<Result<Vec<_>, MilpError>>()?;
+    Ok(ExplanationCheck {
+        entailed,
+        necessary,
+    })
+}

@@ -1,0 +1,125 @@
+//! Abductive explanations against a brute-force oracle.
+//!
+//! For random small ReLU classifiers (2–6 inputs) the entailment of *every* subset of fixed
+//! features is decided by an independent encoding (one MILP per other class, maximising
+//! `o_j − o_c` on bounds propagated for that subset's box). Replaying the deletion algorithm on
+//! that table gives the expected explanation; all three explainer modes must return it, and the
+//! explanation must pass `check_explanation` (entailed; each kept feature necessary, with a
+//! counterexample re-validated in f64).
+use nalgebra::{DMatrix, DVector};
+use proptest::prelude::*;
+use provenn_bounds::InputBox;
+use provenn_milp::{
+    check_explanation, default_backend, entailed_by_class_margins, AbductiveExplainer, Entailment,
+    ExplainMode, ExplainOptions, SolveOptions, Tightening,
+};
+use provenn_nn::{Activation, Dense, Mlp};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn random_classifier(rng: &mut ChaCha8Rng) -> Mlp {
+    let n_in = rng.gen_range(2..=6);
+    let depth = rng.gen_range(2..=3);
+    let skip: Vec<usize> = if rng.gen_bool(0.3) {
+        vec![rng.gen_range(0..n_in)]
+    } else {
+        vec![]
+    };
+    let mut layers = Vec::new();
+    let mut prev = n_in;
+    for l in 0..depth {
+        let last = l + 1 == depth;
+        let width = if last {
+            rng.gen_range(2..=3)
+        } else {
+            rng.gen_range(2..=5)
+        };
+        let fan_in = prev + if last { skip.len() } else { 0 };
+        let w = DMatrix::from_fn(width, fan_in, |_, _| rng.gen_range(-1.5..1.5));
+        let b = DVector::from_fn(width, |_, _| rng.gen_range(-0.5..0.5));
+        let act = if last {
+            Activation::Identity
+        } else if rng.gen_bool(0.8) {
+            Activation::Relu
+        } else {
+            Activation::LeakyRelu(0.1)
+        };
+        layers.push(Dense::new(w, b, act).unwrap());
+        prev = width;
+    }
+    Mlp::from_layers(n_in, layers, skip).unwrap()
+}
+
+fn subset_box(domain: &InputBox, x: &[f64], mask: u32) -> InputBox {
+    let mut b = domain.clone();
+    for (i, &v) in x.iter().enumerate() {
+        if mask & (1 << i) != 0 {
+            b.fix(i, v).unwrap();
+        }
+    }
+    b
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 220, ..ProptestConfig::default() })]
+
+    #[test]
+    fn explanations_match_brute_force(seed in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let net = random_classifier(&mut rng);
+        let n = net.n_inputs();
+        let domain = InputBox::unit(n);
+        let x: Vec<f64> = (0..n).map(|_| rng.gen_range(0.0..=1.0)).collect();
+        let y = net.forward(&DVector::from_row_slice(&x)).unwrap();
+        let class = provenn_milp::predicted_class(y.as_slice());
+        let backend = default_backend();
+        let opts = SolveOptions::default();
+
+        // Entailment of every subset of fixed features (bit i set = feature i fixed).
+        let mut table = Vec::with_capacity(1 << n);
+        for mask in 0..(1u32 << n) {
+            let e = entailed_by_class_margins(&net, &subset_box(&domain, &x, mask), class, &*backend, &opts).unwrap();
+            if let Entailment::Counterexample(c) = &e {
+                // The oracle's own witnesses are real: inside the box, and another class wins.
+                let b = subset_box(&domain, &x, mask);
+                prop_assert!(b.contains(c));
+                let yc = net.forward(&DVector::from_row_slice(c)).unwrap();
+                prop_assert!((0..yc.len()).any(|j| j != class && yc[j] >= yc[class]));
+            }
+            table.push(e);
+        }
+        // Borderline cases (ties within solver tolerance) have no well-defined answer.
+        prop_assume!(table.iter().all(|e| *e != Entailment::Unknown));
+        let entailed = |mask: u32| table[mask as usize] == Entailment::Entailed;
+        // Fixing everything must entail the prediction unless x itself is a tie.
+        prop_assume!(entailed((1 << n) - 1));
+
+        let mut mask: u32 = (1 << n) - 1;
+        for i in 0..n {
+            if entailed(mask & !(1 << i)) {
+                mask &= !(1 << i);
+            }
+        }
+        let expected: Vec<usize> = (0..n).filter(|&i| mask & (1 << i) != 0).collect();
+        // Subset-minimal: freeing any kept feature breaks entailment (monotonicity makes one
+        // removal enough).
+        for &i in &expected {
+            prop_assert!(!entailed(mask & !(1 << i)));
+        }
+
+        let tightening = if rng.gen_bool(0.5) { Tightening::Milp } else { Tightening::Lp };
+        for mode in ExplainMode::ALL {
+            let ex = AbductiveExplainer::new(&net, domain.clone(), ExplainOptions {
+                mode, tightening, time_limit: None,
+            }).unwrap();
+            let e = ex.explain(&x).unwrap();
+            prop_assert_eq!(e.class, class);
+            prop_assert_eq!(&e.features, &expected, "mode {}", mode.name());
+            prop_assert_eq!(e.stats.unvalidated + e.stats.timeouts, 0);
+            if mode == ExplainMode::BoxSimplify {
+                let check = check_explanation(&net, &domain, &x, &e, &*backend, &opts).unwrap();
+                prop_assert!(check.is_valid(), "{:?}", check);
+            }
+        }
+    }
+}
