@@ -108,9 +108,10 @@ proptest! {
         }
 
         let tightening = if rng.gen_bool(0.5) { Tightening::Milp } else { Tightening::Lp };
+        let falsify = rng.gen_bool(0.5);
         for mode in ExplainMode::ALL {
             let ex = AbductiveExplainer::new(&net, domain.clone(), ExplainOptions {
-                mode, tightening, time_limit: None,
+                mode, tightening, time_limit: None, falsify, crown: !falsify,
             }).unwrap();
             let e = ex.explain(&x).unwrap();
             prop_assert_eq!(e.class, class);

@@ -189,6 +189,7 @@ impl ConstraintCertifier {
         }
         let solve_opts = SolveOptions {
             time_limit: self.options.time_limit,
+            ..Default::default()
         };
         let mut solves = 0;
         let mut solver_time = Duration::ZERO;

@@ -15,8 +15,9 @@
 
 use std::time::{Duration, Instant};
 
+use nalgebra::DMatrix;
 use nalgebra::DVector;
-use provenn_bounds::{BoundPropagator, InputBox, IntervalBounds};
+use provenn_bounds::{BoundPropagator, CrownBounds, InputBox, IntervalBounds};
 use provenn_nn::Mlp;
 use rayon::prelude::*;
 
@@ -24,6 +25,7 @@ use crate::backend::{default_backend, Backend, SolveOptions, SolveStatus};
 use crate::encoding::{
     check_encodable, encode_network, input_vars, EncodingStats, Lin, NeuronBounds,
 };
+use crate::falsify::find_counterexample;
 use crate::model::{Milp, Sense, VarId};
 use crate::tighten::{global_bounds, pad_for, propagated_bounds, TightenedBounds, Tightening};
 use crate::MilpError;
@@ -81,6 +83,14 @@ pub struct ExplainOptions {
     pub tightening: Tightening,
     /// Limit per solver call. A query that hits it keeps its feature.
     pub time_limit: Option<Duration>,
+    /// Before each MILP, look for a counterexample by projected gradient ascent (found ones
+    /// are checked in f64 and decide the query without the solver). Not in the reference; it
+    /// changes no answer, only how often the MILP runs.
+    pub falsify: bool,
+    /// In the Box modes, also use CROWN: its bounds on `o_class − o_j` as the pre-check and its
+    /// neuron bounds in the simplification. Not in the reference (which uses interval
+    /// arithmetic only); sound, and it changes no answer.
+    pub crown: bool,
 }
 
 impl Default for ExplainOptions {
@@ -89,6 +99,8 @@ impl Default for ExplainOptions {
             mode: ExplainMode::BoxSimplify,
             tightening: Tightening::Milp,
             time_limit: Some(Duration::from_secs(60)),
+            falsify: true,
+            crown: true,
         }
     }
 }
@@ -100,6 +112,8 @@ pub struct ExplainStats {
     pub solver_calls: usize,
     /// Features freed by the Box check without a solver call.
     pub box_frees: usize,
+    /// Features kept because gradient search found a counterexample (no solver call).
+    pub falsified: usize,
     /// Time in the solver.
     pub solver_time: Duration,
     /// Total time.
@@ -120,6 +134,7 @@ impl ExplainStats {
     fn add(&mut self, o: &ExplainStats) {
         self.solver_calls += o.solver_calls;
         self.box_frees += o.box_frees;
+        self.falsified += o.falsified;
         self.solver_time += o.solver_time;
         self.time += o.time;
         self.unvalidated += o.unvalidated;
@@ -168,7 +183,7 @@ pub struct AbductiveExplainer {
     domain: InputBox,
     global: TightenedBounds,
     global_stats: EncodingStats,
-    backend: Box<dyn Backend>,
+    backend: std::sync::Arc<dyn Backend>,
     options: ExplainOptions,
 }
 
@@ -233,6 +248,7 @@ impl AbductiveExplainer {
             &*backend,
             &SolveOptions {
                 time_limit: options.time_limit,
+                ..Default::default()
             },
         )?;
         let global_stats = stats_of(net, &global.bounds);
@@ -241,9 +257,34 @@ impl AbductiveExplainer {
             domain,
             global,
             global_stats,
-            backend,
+            backend: backend.into(),
             options,
         })
+    }
+
+    /// The same explainer with other options; the global bounds are kept (`tightening` is
+    /// ignored).
+    pub fn with_options(&self, options: ExplainOptions) -> AbductiveExplainer {
+        AbductiveExplainer {
+            options,
+            ..self.with_mode(self.options.mode)
+        }
+    }
+
+    /// The same explainer (network, domain, global bounds, backend) in another mode, without
+    /// recomputing the global bounds.
+    pub fn with_mode(&self, mode: ExplainMode) -> AbductiveExplainer {
+        AbductiveExplainer {
+            net: self.net.clone(),
+            domain: self.domain.clone(),
+            global: self.global.clone(),
+            global_stats: self.global_stats,
+            backend: self.backend.clone(),
+            options: ExplainOptions {
+                mode,
+                ..self.options.clone()
+            },
+        }
     }
 
     /// The global bounds and the work they took.
@@ -351,14 +392,43 @@ impl AbductiveExplainer {
                 stats.box_frees += 1;
                 return Ok(Entailment::Entailed);
             }
+            let mut local = NeuronBounds::from_network_bounds(&ibp);
+            if self.options.crown {
+                let k = out.len();
+                let spec = DMatrix::from_fn(k - 1, k, |r, col| {
+                    let j = if r < class { r } else { r + 1 };
+                    if col == class {
+                        1.0
+                    } else if col == j {
+                        -1.0
+                    } else {
+                        0.0
+                    }
+                });
+                let crown = CrownBounds.bounds(&self.net, &qbox, Some(&spec))?;
+                if crown
+                    .spec()
+                    .is_some_and(|s| s.lower.iter().all(|&v| v > 0.0))
+                {
+                    stats.box_frees += 1;
+                    return Ok(Entailment::Entailed);
+                }
+                local = local.merged(&NeuronBounds::from_network_bounds(&crown)).0;
+            }
             if mode == ExplainMode::BoxSimplify {
-                let (merged, tightened) = self
-                    .global
-                    .bounds
-                    .merged(&NeuronBounds::from_network_bounds(&ibp));
+                let (merged, tightened) = self.global.bounds.merged(&local);
                 stats.merged_neurons += merged.n_neurons();
                 stats.tightened_neurons += tightened;
                 bounds = std::borrow::Cow::Owned(merged);
+            }
+        }
+        if self.options.falsify {
+            let seed = fixed.iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, &f| {
+                h.rotate_left(5) ^ u64::from(f)
+            });
+            if let Some(c) = find_counterexample(&self.net, &qbox, x, class, seed) {
+                stats.falsified += 1;
+                return Ok(Entailment::Counterexample(c));
             }
         }
         let q = disjunction_query(&self.net, &qbox, &bounds, class)?;
@@ -368,6 +438,7 @@ impl AbductiveExplainer {
             &q.milp,
             &SolveOptions {
                 time_limit: self.options.time_limit,
+                objective_target: Some(CLEAR_MARGIN),
             },
         )?;
         stats.solver_calls += 1;
@@ -395,6 +466,7 @@ impl AbductiveExplainer {
                     &*self.backend,
                     &SolveOptions {
                         time_limit: self.options.time_limit,
+                        ..Default::default()
                     },
                 )?;
                 stats.solver_calls += calls;
@@ -439,8 +511,15 @@ struct DisjunctionQuery {
     stats: EncodingStats,
 }
 
-/// "Some class `j ≠ class` has `o_j ≥ o_class`" over `qbox`, as in the reference: one binary
-/// `q_j` per other class, `Σ q_j ≥ 1`, `o_class − o_j ≤ M_j (1 − q_j)`.
+/// Margin at which the explainer stops searching: a counterexample whose other class leads by
+/// this much re-validates in f64 without doubt.
+const CLEAR_MARGIN: f64 = 1e-4;
+
+/// "Some class `j ≠ class` has `o_j ≥ o_class`" over `qbox`, as in the reference — one binary
+/// `q_j` per other class and `Σ q_j ≥ 1` — with a lead `s ≥ 0` that is maximised until it
+/// reaches [`CLEAR_MARGIN`]: `o_j − o_class ≥ s − M_j (1 − q_j)`. Infeasible ⇔ entailed, as in
+/// the plain feasibility query; a found point leads clearly whenever any point does, so
+/// near-ties within solver tolerance rarely need the per-class fallback.
 fn disjunction_query(
     net: &Mlp,
     qbox: &InputBox,
@@ -451,21 +530,24 @@ fn disjunction_query(
     let (inputs, xs) = input_vars(&mut m, qbox.lower(), qbox.upper());
     let enc = encode_network(&mut m, net, &xs, bounds)?;
     let out_b = bounds.layers.last().expect("at least one layer");
+    let s_max = 1.0;
+    let s = m.continuous(0.0, s_max);
     let mut qs = Vec::new();
     for j in 0..enc.outputs.len() {
         if j == class {
             continue;
         }
-        // Upper bound of o_class − o_j over the box.
-        let big = out_b.upper[class] - out_b.lower[j];
-        if big < 0.0 {
+        // Upper bound of o_class − o_j + s over the box.
+        let big = out_b.upper[class] - out_b.lower[j] + s_max;
+        if out_b.upper[j] < out_b.lower[class] {
             continue; // class j can never reach o_class
         }
         let qj = m.binary();
         let mut d = enc.outputs[class].clone();
         d.add_scaled(-1.0, &enc.outputs[j]);
-        // d + M·q_j ≤ M − const
+        // o_c − o_j + s ≤ M_j (1 − q_j)  ⇔  d + s + M·q_j ≤ M − const
         let mut coefs = d.coefs.clone();
+        coefs.push((s, 1.0));
         coefs.push((qj, big));
         m.le(coefs, big - d.constant);
         qs.push(qj);
@@ -477,6 +559,7 @@ fn disjunction_query(
     } else {
         m.ge(qs.iter().map(|&q| (q, 1.0)).collect(), 1.0);
     }
+    m.set_objective(Sense::Maximise, vec![(s, 1.0)]);
     Ok(DisjunctionQuery {
         milp: m,
         inputs,

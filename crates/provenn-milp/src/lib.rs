@@ -44,6 +44,7 @@ pub mod backend;
 pub mod certify;
 pub mod encoding;
 pub mod explain;
+mod falsify;
 mod formula;
 pub mod metrics;
 pub mod model;

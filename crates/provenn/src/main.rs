@@ -40,6 +40,73 @@ enum Command {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Abductive explanations (subset-minimal sufficient feature sets) of a classifier's
+    /// predictions on dataset rows, computed with MILP.
+    Explain(ExplainArgs),
+    /// Certify constraints on a ReLU network over their whole domain with MILP: prints
+    /// `certified`, `violated` (with a witness re-checked in f64) or `unknown`.
+    Certify(CertifyArgs),
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// Network file: provenn binary format, `.onnx`, or `.nnet`.
+    #[arg(long)]
+    net: PathBuf,
+    /// Dataset whose rows are explained; the domain of each feature is its range over the data.
+    #[arg(long)]
+    dataset: String,
+    #[command(flatten)]
+    data: DataArg,
+    /// Acceleration mode.
+    #[arg(long, default_value = "box-simplify")]
+    mode: String,
+    /// Rows to explain (comma-separated indices); default: the first `--first` rows.
+    #[arg(long, value_delimiter = ',')]
+    rows: Vec<usize>,
+    /// Number of leading rows to explain when `--rows` is not given.
+    #[arg(long, default_value_t = 10)]
+    first: usize,
+    /// Global neuron bounds: none, lp or milp.
+    #[arg(long, default_value = "milp")]
+    tightening: String,
+    /// Time limit per solver call, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// Check each explanation independently (entailment and necessity of each feature).
+    #[arg(long)]
+    check: bool,
+    /// Do not search for counterexamples by gradient ascent before each MILP.
+    #[arg(long)]
+    no_falsify: bool,
+    /// Use interval bounds only in the Box modes (as the reference), not CROWN as well.
+    #[arg(long)]
+    no_crown: bool,
+}
+
+#[derive(Args)]
+struct CertifyArgs {
+    /// Network file: provenn binary format, `.onnx`, or `.nnet`.
+    #[arg(long)]
+    net: PathBuf,
+    /// Constraint file (provenn constraint language).
+    #[arg(long)]
+    constraint: PathBuf,
+    /// Dataset giving feature and output names and the domain; without it, inputs are `x[j]`
+    /// on `--box` (default [0,1]^n) and outputs `y[k]`.
+    #[arg(long)]
+    dataset: Option<String>,
+    #[command(flatten)]
+    data: DataArg,
+    /// Input box as `l1:u1,l2:u2,...` when no dataset is given.
+    #[arg(long = "box")]
+    input_box: Option<String>,
+    /// Time limit per solver call, in seconds.
+    #[arg(long, default_value_t = 300.0)]
+    timeout: f64,
+    /// Neuron-bound tightening before encoding: none, lp or milp.
+    #[arg(long, default_value = "none")]
+    tightening: String,
 }
 
 #[derive(Args)]
@@ -152,6 +219,8 @@ fn main() -> Result<()> {
             dataset,
             data,
         } => check_constraint(&file, &dataset, &data),
+        Command::Explain(a) => explain(a),
+        Command::Certify(a) => certify(a),
         Command::Nn(NnCmd::Describe { file }) => {
             let net = load_network(&file)?;
             println!("{}", net.summary());
@@ -371,6 +440,204 @@ fn check_constraint(file: &std::path::Path, dataset: &str, data: &DataArg) -> Re
                 r.worst
             ),
         }
+    }
+    Ok(())
+}
+
+fn parse_tightening(s: &str) -> Result<provenn::milp::Tightening> {
+    use provenn::milp::Tightening;
+    Ok(match s {
+        "none" => Tightening::None,
+        "lp" => Tightening::Lp,
+        "milp" => Tightening::Milp,
+        other => bail!("unknown tightening `{other}` (expected none, lp or milp)"),
+    })
+}
+
+fn explain(a: ExplainArgs) -> Result<()> {
+    use provenn::bounds::InputBox;
+    use provenn::milp::{
+        check_explanation, default_backend, AbductiveExplainer, ExplainMode, ExplainOptions,
+        ExplainStats, SolveOptions,
+    };
+    let net = load_network(&a.net)?;
+    let dir = DataDir::resolve(a.data.data.as_deref());
+    let d = catalog::load(&a.dataset, &dir, &LoadOptions::default())?.dataset;
+    if d.n_features() != net.n_inputs() {
+        bail!(
+            "dataset {} has {} features, the network {} inputs",
+            a.dataset,
+            d.n_features(),
+            net.n_inputs()
+        );
+    }
+    let mode: ExplainMode = a.mode.parse()?;
+    let time_limit = Some(std::time::Duration::from_secs_f64(a.timeout));
+    let lo: Vec<f64> = d.x.column_iter().map(|c| c.min()).collect();
+    let hi: Vec<f64> = d.x.column_iter().map(|c| c.max()).collect();
+    let domain = InputBox::new(lo, hi)?;
+    let rows: Vec<usize> = if a.rows.is_empty() {
+        (0..a.first.min(d.n_rows())).collect()
+    } else {
+        a.rows.clone()
+    };
+    if let Some(&r) = rows.iter().find(|&&r| r >= d.n_rows()) {
+        bail!("row {r} out of range ({} rows)", d.n_rows());
+    }
+    let t0 = std::time::Instant::now();
+    let explainer = AbductiveExplainer::new(
+        &net,
+        domain.clone(),
+        ExplainOptions {
+            mode,
+            tightening: parse_tightening(&a.tightening)?,
+            time_limit,
+            falsify: !a.no_falsify,
+            crown: !a.no_crown,
+        },
+    )?;
+    let g = explainer.global_bounds();
+    println!(
+        "global bounds: {} solver calls, {} neurons tightened, {:.1}% of ReLUs stable, {:.2?}",
+        g.solves,
+        g.improved,
+        100.0 * explainer.global_stats().stable_fraction(),
+        g.time
+    );
+    let xs: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|&r| d.x.row(r).iter().copied().collect())
+        .collect();
+    let results = explainer.explain_many(&xs);
+    let names = |k: usize| {
+        d.schema
+            .target_names
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| k.to_string())
+    };
+    let mut all = Vec::new();
+    for ((r, x), e) in rows.iter().zip(&xs).zip(results) {
+        let e = e?;
+        let feats: Vec<&str> = e
+            .features
+            .iter()
+            .map(|&j| d.schema.features[j].name.as_str())
+            .collect();
+        println!(
+            "row {r}: class {} explained by {} of {} features {:?} ({} solver calls, {} freed by Box, {:.2?})",
+            names(e.class),
+            e.features.len(),
+            x.len(),
+            feats,
+            e.stats.solver_calls,
+            e.stats.box_frees,
+            e.stats.time
+        );
+        if e.stats.unvalidated + e.stats.timeouts > 0 {
+            println!(
+                "  note: {} undecided queries kept their features (explanation entails the class but may not be minimal)",
+                e.stats.unvalidated + e.stats.timeouts
+            );
+        }
+        if a.check {
+            let c = check_explanation(
+                &net,
+                &domain,
+                x,
+                &e,
+                &*default_backend(),
+                &SolveOptions {
+                    time_limit,
+                    ..Default::default()
+                },
+            )?;
+            println!(
+                "  check: entailed {:?}, every feature necessary {:?}",
+                c.entailed,
+                c.necessary.iter().all(|n| *n == Some(true))
+            );
+        }
+        all.push(e.stats);
+    }
+    let s = ExplainStats::total(&all);
+    println!(
+        "{} explanations in {:.2?} ({} mode): {} solver calls, solver time {:.2?}, {} features freed by Box",
+        all.len(),
+        t0.elapsed(),
+        mode.name(),
+        s.solver_calls,
+        s.solver_time,
+        s.box_frees
+    );
+    Ok(())
+}
+
+fn certify(a: CertifyArgs) -> Result<()> {
+    use provenn::bounds::InputBox;
+    use provenn::dsl::{compile, Bindings};
+    use provenn::milp::{Certificate, CertifyOptions, ConstraintCertifier};
+    let net = load_network(&a.net)?;
+    let src = std::fs::read_to_string(&a.constraint)
+        .with_context(|| format!("reading {}", a.constraint.display()))?;
+    let bindings = match &a.dataset {
+        Some(name) => {
+            let dir = DataDir::resolve(a.data.data.as_deref());
+            let d = catalog::load(name, &dir, &LoadOptions::default())?.dataset;
+            Bindings::from_dataset(&d)
+        }
+        None => {
+            let b = match &a.input_box {
+                Some(s) => InputBox::parse(s)?,
+                None => InputBox::unit(net.n_inputs()),
+            };
+            let dom: Vec<(f64, f64)> = b
+                .lower()
+                .iter()
+                .copied()
+                .zip(b.upper().iter().copied())
+                .collect();
+            Bindings::anonymous(&dom, net.n_outputs())
+        }
+    };
+    let constraints =
+        compile(&src, &bindings).map_err(|e| anyhow::anyhow!("{}:{e}", a.constraint.display()))?;
+    let certifier = ConstraintCertifier::new(CertifyOptions {
+        time_limit: Some(std::time::Duration::from_secs_f64(a.timeout)),
+        tightening: parse_tightening(&a.tightening)?,
+        ..CertifyOptions::default()
+    })?;
+    let mut any_violated = false;
+    for (n, c) in constraints.iter().enumerate() {
+        let r = certifier.certify(&net, c)?;
+        print!("constraint {n}: {}", r.certificate.status());
+        match &r.certificate {
+            Certificate::Certified { margin } if margin.is_infinite() => {
+                println!(" (no admissible input reaches the conclusion)")
+            }
+            Certificate::Certified { margin } => println!(
+                " (holds with margin {margin:.3e}; violations below {:.0e} are within solver tolerance)",
+                certifier.options().tolerance
+            ),
+            Certificate::Violated(w) => {
+                any_violated = true;
+                println!(" (violation {:.6e}, re-checked in f64)", w.violation);
+                println!("  x  = {:?}", w.x);
+                println!("  y  = {:?}", w.y);
+                if c.two_copy {
+                    println!("  x2 = {:?}", w.x2);
+                    println!("  y2 = {:?}", w.y2);
+                }
+            }
+            Certificate::Unknown { reason } => println!(" ({reason})"),
+        }
+        println!(
+            "  {} solver calls, {} neuron binaries, solver {:.2?}, total {:.2?}",
+            r.solves, r.neuron_binaries, r.solver_time, r.time
+        );
+    }
+    if any_violated {
+        std::process::exit(2);
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use provenn::DataDir;
 
 mod bounds_tightness;
 mod nn_sanity;
+mod xai_table1;
 
 /// How much of each protocol to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,5 +46,6 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
     vec![
         Box::new(nn_sanity::NnSanity),
         Box::new(bounds_tightness::BoundsTightness),
+        Box::new(xai_table1::XaiTable1),
     ]
 }

@@ -24,6 +24,9 @@ pub use self::microlp::MicroLp;
 pub struct SolveOptions {
     /// Wall-clock limit; reaching it gives [`SolveStatus::Feasible`] or [`SolveStatus::Unknown`].
     pub time_limit: Option<Duration>,
+    /// Stop as soon as a point with objective strictly better than this is found (status
+    /// [`SolveStatus::Feasible`]); backends without support solve to optimality.
+    pub objective_target: Option<f64>,
 }
 
 /// What the solver established.
