@@ -160,3 +160,41 @@ proptest! {
         }
     }
 }
+
+/// AdI and constraint accuracy on a network whose answers are known by hand:
+/// `y = relu(x0 − x1)` and the constraint `y ≤ 0.5` on `[0, 1]²`.
+#[test]
+fn adversity_index_and_constraint_accuracy_by_hand() {
+    use provenn_milp::{adversity_index, constraint_accuracy};
+    let hidden = Dense::new(
+        DMatrix::from_row_slice(1, 2, &[1.0, -1.0]),
+        DVector::from_element(1, 0.0),
+        Activation::Relu,
+    )
+    .unwrap();
+    let out_layer = Dense::new(
+        DMatrix::from_element(1, 1, 1.0),
+        DVector::from_element(1, 0.0),
+        Activation::Identity,
+    )
+    .unwrap();
+    let net = Mlp::from_layers(2, vec![hidden, out_layer], vec![]).unwrap();
+    let b = Bindings::anonymous(&[(0.0, 1.0), (0.0, 1.0)], 1);
+    let c = compile("y[0] <= 0.5", &b).unwrap().remove(0);
+    // y = 0, 0.8, 0 and 0.4 at these points.
+    let pts = vec![
+        vec![0.1, 0.9],
+        vec![0.9, 0.1],
+        vec![0.5, 0.5],
+        vec![0.6, 0.2],
+    ];
+    assert!((constraint_accuracy(&net, &c, &pts).unwrap() - 0.75).abs() < 1e-12);
+    let certifier = ConstraintCertifier::new(CertifyOptions::default()).unwrap();
+    // δ = 0.1: the balls reach y = 0, 1.0, 0.2 and 0.6 at most → two points have a counterexample.
+    let adi = adversity_index(&certifier, &net, &c, &pts, 0.1).unwrap();
+    assert_eq!((adi.points, adi.violated, adi.unknown), (4, 2, 0));
+    assert!((adi.value() - 0.5).abs() < 1e-12);
+    // δ = 0.01: only the second point (y ≤ 0.82 nearby, and 0.4 + 0.02 < 0.5 at the fourth).
+    let adi = adversity_index(&certifier, &net, &c, &pts, 0.01).unwrap();
+    assert_eq!(adi.violated, 1);
+}

@@ -1,0 +1,233 @@
+//! HardNet-Aff properties on random constraints (n_c ≤ n_out ≤ 20, condition numbers up to
+//! 1e5, one- and two-sided and equality rows): `A·P(f) = clip(A f, b_l, b_u)` and feasibility to
+//! 1e-9 relative, `P(f) = f` for feasible `f`, the VJP against central finite differences, and
+//! the equality-partition variant's constraints.
+use nalgebra::{DMatrix, DVector};
+use proptest::prelude::*;
+use provenn_hardnet::{AffineConstraint, AffineProjection, Partition};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A random `n_c × n_out` matrix with singular values spread over `cond`.
+fn random_a(rng: &mut ChaCha8Rng, n_c: usize, n_out: usize, cond: f64) -> DMatrix<f64> {
+    let g1 = DMatrix::from_fn(n_c, n_c, |_, _| rng.gen_range(-1.0..1.0));
+    let g2 = DMatrix::from_fn(n_out, n_c, |_, _| rng.gen_range(-1.0..1.0));
+    let u = g1.qr().q();
+    let v = g2.qr().q(); // n_out × n_c, orthonormal columns
+    let sig = DMatrix::from_diagonal(&DVector::from_fn(n_c, |i, _| {
+        if n_c == 1 {
+            1.0
+        } else {
+            cond.powf(-(i as f64) / (n_c - 1) as f64)
+        }
+    }));
+    let scale = 10f64.powf(rng.gen_range(-2.0..2.0));
+    u * sig * v.transpose() * scale
+}
+
+fn random_bounds(rng: &mut ChaCha8Rng, af: &DVector<f64>) -> (DVector<f64>, DVector<f64>) {
+    let n = af.len();
+    let mut lo = DVector::zeros(n);
+    let mut hi = DVector::zeros(n);
+    for i in 0..n {
+        let c = af[i] + rng.gen_range(-2.0..2.0) * (1.0 + af[i].abs());
+        let w = rng.gen_range(0.0..1.0) * (1.0 + af[i].abs());
+        match rng.gen_range(0..5) {
+            0 => {
+                lo[i] = f64::NEG_INFINITY;
+                hi[i] = c;
+            }
+            1 => {
+                lo[i] = c;
+                hi[i] = f64::INFINITY;
+            }
+            2 => {
+                lo[i] = c;
+                hi[i] = c;
+            }
+            _ => {
+                lo[i] = c - w;
+                hi[i] = c + w;
+            }
+        }
+    }
+    (lo, hi)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn projection_clips_and_is_feasible(seed in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n_out = rng.gen_range(1..=20);
+        let n_c = rng.gen_range(1..=n_out);
+        let cond = 10f64.powf(rng.gen_range(0.0..5.0));
+        let a = random_a(&mut rng, n_c, n_out, cond);
+        let f = DVector::from_fn(n_out, |_, _| rng.gen_range(-5.0..5.0));
+        let af = &a * &f;
+        let (lo, hi) = random_bounds(&mut rng, &af);
+        let c = AffineConstraint { a: a.clone(), lower: lo.clone(), upper: hi.clone() };
+        let p = AffineProjection::shared(c, n_out).unwrap();
+        let y = p.forward(&DMatrix::from_row_slice(1, n_out, f.as_slice())).unwrap();
+        let yv = y.row(0).transpose();
+        let ay = &a * &yv;
+        let tol = |v: f64| 1e-9 * (1.0 + v.abs() + a.norm() * yv.norm());
+        for i in 0..n_c {
+            let target = af[i].clamp(lo[i], hi[i]);
+            prop_assert!((ay[i] - target).abs() <= tol(target), "row {i}: {} vs {target} (cond {cond:.1e})", ay[i]);
+            prop_assert!(ay[i] >= lo[i] - tol(lo[i]) && ay[i] <= hi[i] + tol(hi[i]));
+        }
+        // Feasible outputs are left alone.
+        let y2 = p.forward(&y).unwrap();
+        let ay2 = &a * y2.row(0).transpose();
+        let feasible = (0..n_c).all(|i| ay[i] >= lo[i] && ay[i] <= hi[i]);
+        if feasible {
+            prop_assert_eq!(&y2, &y);
+        } else {
+            for i in 0..n_c { prop_assert!((ay2[i] - ay[i]).abs() <= tol(ay[i])); }
+        }
+    }
+
+    #[test]
+    fn vjp_matches_finite_differences(seed in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n_out = rng.gen_range(1..=8);
+        let n_c = rng.gen_range(1..=n_out);
+        let cond = 10f64.powf(rng.gen_range(0.0..2.0));
+        let a = random_a(&mut rng, n_c, n_out, cond);
+        let f = DVector::from_fn(n_out, |_, _| rng.gen_range(-3.0..3.0));
+        let af = &a * &f;
+        let (lo, hi) = random_bounds(&mut rng, &af);
+        // Keep f away from kinks so the finite difference sees one linear piece.
+        let h = 1e-6;
+        let margin = (0..n_c).map(|i| (af[i] - lo[i]).abs().min((af[i] - hi[i]).abs())).fold(f64::INFINITY, f64::min);
+        prop_assume!(margin > 1e-3 * (1.0 + a.norm() * f.norm()));
+        let c = AffineConstraint { a, lower: lo, upper: hi };
+        let p = AffineProjection::shared(c, n_out).unwrap();
+        let g = DVector::from_fn(n_out, |_, _| rng.gen_range(-1.0..1.0));
+        let fm = DMatrix::from_row_slice(1, n_out, f.as_slice());
+        let vjp = p.backward(&fm, &DMatrix::from_row_slice(1, n_out, g.as_slice())).unwrap();
+        for j in 0..n_out {
+            let mut fp = fm.clone();
+            let mut fn_ = fm.clone();
+            fp[(0, j)] += h;
+            fn_[(0, j)] -= h;
+            let lp = (p.forward(&fp).unwrap().row(0) * &g)[0];
+            let ln = (p.forward(&fn_).unwrap().row(0) * &g)[0];
+            let fd = (lp - ln) / (2.0 * h);
+            prop_assert!((fd - vjp[(0, j)]).abs() <= 1e-5 * (1.0 + fd.abs()), "coord {j}: fd {fd} vs vjp {}", vjp[(0, j)]);
+        }
+    }
+
+    #[test]
+    fn partition_variant_satisfies_both_kinds(seed in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n_out = rng.gen_range(2..=10);
+        let n_eq = rng.gen_range(1..n_out);
+        let n_in = rng.gen_range(1..=(n_out - n_eq));
+        let c = DMatrix::from_fn(n_eq, n_out, |_, _| rng.gen_range(-1.0..1.0));
+        let a = DMatrix::from_fn(n_in, n_out, |_, _| rng.gen_range(-1.0..1.0));
+        let dependent: Vec<usize> = (0..n_eq).collect();
+        let part = match Partition::new(&a, &c, dependent) {
+            Ok(p) => p,
+            Err(_) => { prop_assume!(false); unreachable!() }
+        };
+        let d = DMatrix::from_fn(1, n_eq, |_, _| rng.gen_range(-1.0..1.0));
+        let lo = DMatrix::from_fn(1, n_in, |_, _| rng.gen_range(-2.0..0.0));
+        let hi = DMatrix::from_fn(1, n_in, |_, _| rng.gen_range(0.0..2.0));
+        let z = DMatrix::from_fn(1, n_out - n_eq, |_, _| rng.gen_range(-5.0..5.0));
+        let (y, _) = match part.forward(&z, &d, &lo, &hi) {
+            Ok(v) => v,
+            Err(_) => { prop_assume!(false); unreachable!() } // reduced A not full row rank
+        };
+        let yv = y.row(0).transpose();
+        let cy = &c * &yv;
+        let ay = &a * &yv;
+        let tol = 1e-8 * (1.0 + yv.norm());
+        for i in 0..n_eq { prop_assert!((cy[i] - d[(0, i)]).abs() <= tol); }
+        for i in 0..n_in { prop_assert!(ay[i] >= lo[(0, i)] - tol && ay[i] <= hi[(0, i)] + tol); }
+    }
+}
+
+#[test]
+fn rank_deficient_constraint_names_the_input() {
+    let good = AffineConstraint {
+        a: DMatrix::from_row_slice(1, 2, &[1.0, 0.0]),
+        lower: DVector::from_element(1, 0.0),
+        upper: DVector::from_element(1, 1.0),
+    };
+    let bad = AffineConstraint {
+        a: DMatrix::from_row_slice(2, 2, &[1.0, 2.0, 2.0, 4.0]),
+        lower: DVector::from_element(2, 0.0),
+        upper: DVector::from_element(2, 1.0),
+    };
+    let err = AffineProjection::per_sample(vec![good.clone(), bad], 2).unwrap_err();
+    assert!(err.to_string().starts_with("input 1:"), "{err}");
+    let empty = AffineConstraint {
+        lower: DVector::from_element(1, 2.0),
+        ..good
+    };
+    let err = AffineProjection::per_sample(vec![empty], 2).unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// HardNet-Cvx on affine rows of any rank (duplicates included) and an optional ball:
+    /// feasibility, KKT stationarity and complementary slackness, and — when the rows have full
+    /// rank so HardNet-Aff applies — never farther from `f` than HardNet-Aff's output.
+    #[test]
+    fn convex_projection_satisfies_kkt(seed in any::<u64>()) {
+        use provenn_hardnet::ConvexSet;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = rng.gen_range(1..=10);
+        let full_rank = rng.gen_bool(0.5);
+        let m = if full_rank { rng.gen_range(1..=n) } else { rng.gen_range(1..=2 * n) };
+        let cond = 10f64.powf(rng.gen_range(0.0..3.0));
+        let mut a = if full_rank {
+            random_a(&mut rng, m, n, cond)
+        } else {
+            DMatrix::from_fn(m, n, |_, _| rng.gen_range(-1.0..1.0))
+        };
+        if !full_rank && m >= 2 {
+            let r0 = a.row(0).clone_owned();
+            a.row_mut(m - 1).copy_from(&r0); // a duplicated row: rank deficient
+        }
+        let x0 = DVector::from_fn(n, |_, _| rng.gen_range(-1.0..1.0)); // a feasible point
+        let ax0 = &a * &x0;
+        let lo = DVector::from_fn(m, |i, _| ax0[i] - rng.gen_range(0.0..1.0));
+        let hi = DVector::from_fn(m, |i, _| ax0[i] + rng.gen_range(0.0..1.0));
+        let balls = if rng.gen_bool(0.3) { vec![(x0.clone(), rng.gen_range(0.5..2.0))] } else { vec![] };
+        let set = ConvexSet { a: a.clone(), lower: lo.clone(), upper: hi.clone(), balls: balls.clone() };
+        let f = DVector::from_fn(n, |_, _| rng.gen_range(-4.0..4.0));
+        let p = set.project(&f).unwrap();
+        let z = &p.z;
+        let az = &a * z;
+        let tol = 1e-6 * (1.0 + f.norm());
+        for i in 0..m {
+            prop_assert!(az[i] >= lo[i] - tol && az[i] <= hi[i] + tol, "row {i} infeasible");
+            prop_assert!(p.upper_duals[i] >= -tol && p.lower_duals[i] >= -tol);
+            prop_assert!(p.upper_duals[i] * (hi[i] - az[i]).abs() <= tol);
+            prop_assert!(p.lower_duals[i] * (az[i] - lo[i]).abs() <= tol);
+        }
+        // Stationarity: z − f + Aᵀ(λ_u − λ_l) + Σ μ_k (z − c_k)/‖z − c_k‖ = 0.
+        let mut grad = z - &f + a.transpose() * (&p.upper_duals - &p.lower_duals);
+        for ((c, r), mu) in balls.iter().zip(&p.ball_duals) {
+            let d = z - c;
+            prop_assert!(d.norm() <= r + tol);
+            if *mu > tol { grad += d.clone() * (*mu / d.norm()); }
+        }
+        // Second-order cones converge less tightly in clarabel than the polyhedral case.
+        let ball_active = p.ball_duals.iter().any(|&mu| mu > tol);
+        let stat_tol = if ball_active { 1e-4 } else { 1e-5 } * (1.0 + f.norm());
+        prop_assert!(grad.norm() <= stat_tol, "stationarity residual {} (balls {}, duals {:?}, m {m} n {n} full {full_rank})", grad.norm(), balls.len(), p.ball_duals);
+        if full_rank && balls.is_empty() {
+            let aff = AffineProjection::shared(AffineConstraint { a, lower: lo, upper: hi }, n).unwrap();
+            let y = aff.forward(&DMatrix::from_row_slice(1, n, f.as_slice())).unwrap();
+            let d_aff = (y.row(0).transpose() - &f).norm();
+            prop_assert!((z - &f).norm() <= d_aff + tol);
+        }
+    }
+}
