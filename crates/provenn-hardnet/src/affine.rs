@@ -49,11 +49,37 @@ impl AffineConstraint {
         Ok(())
     }
 
-    /// `clip(A f, b_l, b_u) − A f`: what the projection must add to `A f`.
-    fn residual(&self, af: &DVector<f64>) -> DVector<f64> {
-        DVector::from_fn(af.len(), |i, _| {
-            af[i].clamp(self.lower[i], self.upper[i]) - af[i]
-        })
+    /// The bounds moved inwards by `margin·(1 + |b|)` on each finite side of non-equality rows
+    /// (never crossing), so that rounding in the projection and in a later evaluation of the
+    /// constraint cannot put the output on the wrong side.
+    pub fn shrunk(&self, margin: f64) -> (DVector<f64>, DVector<f64>) {
+        let mut lo = self.lower.clone();
+        let mut hi = self.upper.clone();
+        if margin > 0.0 {
+            for i in 0..lo.len() {
+                if lo[i] < hi[i] {
+                    let (l, u) = (lo[i], hi[i]);
+                    let nl = if l.is_finite() {
+                        l + margin * (1.0 + l.abs())
+                    } else {
+                        l
+                    };
+                    let nu = if u.is_finite() {
+                        u - margin * (1.0 + u.abs())
+                    } else {
+                        u
+                    };
+                    if nl <= nu {
+                        lo[i] = nl;
+                        hi[i] = nu;
+                    } else {
+                        lo[i] = 0.5 * (l + u);
+                        hi[i] = lo[i];
+                    }
+                }
+            }
+        }
+        (lo, hi)
     }
 }
 
@@ -103,6 +129,7 @@ impl Factorised {
 pub struct AffineProjection {
     constraints: Vec<(AffineConstraint, Factorised)>,
     shared: bool,
+    margin: f64,
 }
 
 impl AffineProjection {
@@ -124,7 +151,17 @@ impl AffineProjection {
         Ok(AffineProjection {
             constraints,
             shared: false,
+            margin: 0.0,
         })
+    }
+
+    /// From constraints already validated and factorised (one per sample).
+    pub fn from_parts(parts: Vec<(AffineConstraint, Factorised)>) -> Self {
+        AffineProjection {
+            constraints: parts,
+            shared: false,
+            margin: 0.0,
+        }
     }
 
     /// One constraint for every sample (factorised once).
@@ -134,7 +171,15 @@ impl AffineProjection {
         Ok(AffineProjection {
             constraints: vec![(constraint, f)],
             shared: true,
+            margin: 0.0,
         })
+    }
+
+    /// Projects into the bounds shrunk by `margin` (relative; see
+    /// [`AffineConstraint::shrunk`]) instead of onto their boundary. 0 is the paper's layer.
+    pub fn with_margin(mut self, margin: f64) -> Self {
+        self.margin = margin.max(0.0);
+        self
     }
 
     fn at(&self, s: usize) -> &(AffineConstraint, Factorised) {
@@ -170,7 +215,9 @@ impl AffineProjection {
         for s in 0..f.nrows() {
             let (c, fac) = self.at(s);
             let fs = f.row(s).transpose();
-            let r = c.residual(&(&c.a * &fs));
+            let (lo, hi) = c.shrunk(self.margin);
+            let af = &c.a * &fs;
+            let r = DVector::from_fn(af.len(), |i, _| af[i].clamp(lo[i], hi[i]) - af[i]);
             if r.iter().any(|v| *v != 0.0) {
                 let p = fs + fac.pinv_mul(&r);
                 out.row_mut(s).copy_from(&p.transpose());
@@ -198,8 +245,9 @@ impl AffineProjection {
             let (c, fac) = self.at(s);
             let fs = f.row(s).transpose();
             let af = &c.a * &fs;
+            let (lo, hi) = c.shrunk(self.margin);
             let active: Vec<bool> = (0..af.len())
-                .map(|i| af[i] < c.lower[i] || af[i] > c.upper[i])
+                .map(|i| af[i] < lo[i] || af[i] > hi[i])
                 .collect();
             if !active.iter().any(|&a| a) {
                 continue;

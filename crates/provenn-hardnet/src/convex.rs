@@ -76,15 +76,15 @@ impl ConvexSet {
         let mut b = vec![0.0; n_rows];
         let mut r = 0;
         for &i in &eq_rows {
-            for j in 0..n {
-                dense[r][j] = self.a[(i, j)];
+            for (j, d) in dense[r].iter_mut().enumerate() {
+                *d = self.a[(i, j)];
             }
             b[r] = self.upper[i];
             r += 1;
         }
         for &(i, sign) in &ineq_rows {
-            for j in 0..n {
-                dense[r][j] = sign * self.a[(i, j)];
+            for (j, d) in dense[r].iter_mut().enumerate() {
+                *d = sign * self.a[(i, j)];
             }
             b[r] = if sign > 0.0 {
                 self.upper[i]

@@ -26,10 +26,14 @@
 pub mod affine;
 pub mod convex;
 pub mod partition;
+pub mod train;
 
 pub use affine::{AffineConstraint, AffineProjection, Factorised};
 pub use convex::{ConvexProjection, ConvexSet};
 pub use partition::Partition;
+pub use train::{
+    fit, ConstraintSource, DslConstraint, FnConstraint, HardNetModel, HardNetParams, Method,
+};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

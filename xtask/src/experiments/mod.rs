@@ -5,6 +5,7 @@ use anyhow::Result;
 use provenn::DataDir;
 
 mod bounds_tightness;
+mod hardnet_pwc;
 mod nn_sanity;
 mod xai_table1;
 
@@ -47,5 +48,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(nn_sanity::NnSanity),
         Box::new(bounds_tightness::BoundsTightness),
         Box::new(xai_table1::XaiTable1),
+        Box::new(hardnet_pwc::HardnetPwc { full: false }),
+        Box::new(hardnet_pwc::HardnetPwc { full: true }),
     ]
 }
