@@ -19,35 +19,19 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn random_net(rng: &mut ChaCha8Rng, n_in: usize, n_out: usize) -> Mlp {
-    let depth = rng.gen_range(1..=3);
-    let skip: Vec<usize> = if rng.gen_bool(0.3) {
-        vec![rng.gen_range(0..n_in)]
-    } else {
-        vec![]
-    };
-    let mut layers = Vec::new();
-    let mut prev = n_in;
-    for l in 0..depth {
-        let last = l + 1 == depth;
-        let width = if last { n_out } else { rng.gen_range(1..=6) };
-        let fan_in = prev + if last { skip.len() } else { 0 };
-        let w = DMatrix::from_fn(width, fan_in, |_, _| rng.gen_range(-2.0..2.0));
-        let b = DVector::from_fn(width, |_, _| rng.gen_range(-1.0..1.0));
-        let act = if last {
-            if rng.gen_bool(0.2) {
-                Activation::Relu
-            } else {
-                Activation::Identity
-            }
-        } else if rng.gen_bool(0.8) {
-            Activation::Relu
-        } else {
-            Activation::LeakyRelu(0.2)
-        };
-        layers.push(Dense::new(w, b, act).unwrap());
-        prev = width;
-    }
-    Mlp::from_layers(n_in, layers, skip).unwrap()
+    provenn_tests::random_relu_net(
+        rng,
+        &provenn_tests::RandomNet {
+            n_in,
+            depth: 1..=3,
+            hidden: 1..=6,
+            n_out: n_out..=n_out,
+            weight: 2.0,
+            bias: 1.0,
+            leaky_slope: 0.2,
+            output_relu: 0.2,
+        },
+    )
 }
 
 fn samples(rng: &mut ChaCha8Rng, domain: &[(f64, f64)], n: usize) -> Vec<Vec<f64>> {

@@ -6,48 +6,32 @@
 //! that table gives the expected explanation; all three explainer modes must return it, and the
 //! explanation must pass `check_explanation` (entailed; each kept feature necessary, with a
 //! counterexample re-validated in f64).
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DVector;
 use proptest::prelude::*;
 use provenn_bounds::InputBox;
 use provenn_milp::{
     check_explanation, default_backend, entailed_by_class_margins, AbductiveExplainer, Entailment,
     ExplainMode, ExplainOptions, SolveOptions, Tightening,
 };
-use provenn_nn::{Activation, Dense, Mlp};
+use provenn_nn::Mlp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn random_classifier(rng: &mut ChaCha8Rng) -> Mlp {
     let n_in = rng.gen_range(2..=6);
-    let depth = rng.gen_range(2..=3);
-    let skip: Vec<usize> = if rng.gen_bool(0.3) {
-        vec![rng.gen_range(0..n_in)]
-    } else {
-        vec![]
-    };
-    let mut layers = Vec::new();
-    let mut prev = n_in;
-    for l in 0..depth {
-        let last = l + 1 == depth;
-        let width = if last {
-            rng.gen_range(2..=3)
-        } else {
-            rng.gen_range(2..=5)
-        };
-        let fan_in = prev + if last { skip.len() } else { 0 };
-        let w = DMatrix::from_fn(width, fan_in, |_, _| rng.gen_range(-1.5..1.5));
-        let b = DVector::from_fn(width, |_, _| rng.gen_range(-0.5..0.5));
-        let act = if last {
-            Activation::Identity
-        } else if rng.gen_bool(0.8) {
-            Activation::Relu
-        } else {
-            Activation::LeakyRelu(0.1)
-        };
-        layers.push(Dense::new(w, b, act).unwrap());
-        prev = width;
-    }
-    Mlp::from_layers(n_in, layers, skip).unwrap()
+    provenn_tests::random_relu_net(
+        rng,
+        &provenn_tests::RandomNet {
+            n_in,
+            depth: 2..=3,
+            hidden: 2..=5,
+            n_out: 2..=3,
+            weight: 1.5,
+            bias: 0.5,
+            leaky_slope: 0.1,
+            output_relu: 0.0,
+        },
+    )
 }
 
 fn subset_box(domain: &InputBox, x: &[f64], mask: u32) -> InputBox {
