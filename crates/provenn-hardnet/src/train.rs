@@ -43,11 +43,42 @@ impl ConstraintSource for DslConstraint {
                  counting, or violated by the input alone)"
                 ))
             })?;
-        let m = rows.a.len();
+        // Merge rows on the same direction (`y ≥ l` and `y ≤ u` become `l ≤ y ≤ u`): the view
+        // lists one row per atom, HardNet needs full row rank. Rows are first scaled so that
+        // their largest coefficient is +1.
+        let mut merged: Vec<(Vec<f64>, f64, f64)> = Vec::new();
+        for ((a, lo), hi) in rows.a.into_iter().zip(rows.lower).zip(rows.upper) {
+            let k = a
+                .iter()
+                .copied()
+                .fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
+            if k == 0.0 {
+                if lo > 0.0 || hi < 0.0 {
+                    return Err(HardNetError::Assumption(format!(
+                        "the constraint cannot hold at x = {x:?}"
+                    )));
+                }
+                continue;
+            }
+            let a: Vec<f64> = a.iter().map(|v| v / k).collect();
+            let (lo, hi) = if k > 0.0 {
+                (lo / k, hi / k)
+            } else {
+                (hi / k, lo / k)
+            };
+            match merged.iter_mut().find(|(b, _, _)| *b == a) {
+                Some(row) => {
+                    row.1 = row.1.max(lo);
+                    row.2 = row.2.min(hi);
+                }
+                None => merged.push((a, lo, hi)),
+            }
+        }
+        let m = merged.len();
         Ok(AffineConstraint {
-            a: DMatrix::from_fn(m, self.n_outputs, |i, j| rows.a[i][j]),
-            lower: DVector::from_vec(rows.lower),
-            upper: DVector::from_vec(rows.upper),
+            a: DMatrix::from_fn(m, self.n_outputs, |i, j| merged[i].0[j]),
+            lower: DVector::from_fn(m, |i, _| merged[i].1),
+            upper: DVector::from_fn(m, |i, _| merged[i].2),
         })
     }
 }

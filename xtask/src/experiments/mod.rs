@@ -48,7 +48,14 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(nn_sanity::NnSanity),
         Box::new(bounds_tightness::BoundsTightness),
         Box::new(xai_table1::XaiTable1),
-        Box::new(hardnet_pwc::HardnetPwc { full: false }),
-        Box::new(hardnet_pwc::HardnetPwc { full: true }),
+        Box::new(hardnet_pwc::HardnetPwc {
+            variant: hardnet_pwc::Variant::Pwc,
+        }),
+        Box::new(hardnet_pwc::HardnetPwc {
+            variant: hardnet_pwc::Variant::PwcFull,
+        }),
+        Box::new(hardnet_pwc::HardnetPwc {
+            variant: hardnet_pwc::Variant::PwcBox,
+        }),
     ]
 }
