@@ -2,7 +2,30 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+
+type Chart<'a> = ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Axis labels and grid.
+fn mesh(chart: &mut Chart<'_>, x_label: &str, y_label: &str) -> Result<()> {
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// The legend of the labelled series.
+fn legend(chart: &mut Chart<'_>) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))
+}
 
 /// Plots named series against their index.
 pub fn lines(
@@ -33,12 +56,7 @@ pub fn lines(
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..xmax, ymin..ymax * 1.05)
         .map_err(|e| anyhow!("{e}"))?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
+    mesh(&mut chart, x_label, y_label)?;
     for (i, (name, v)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
@@ -50,12 +68,7 @@ pub fn lines(
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
+    legend(&mut chart)?;
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }
@@ -96,12 +109,7 @@ pub fn xy(
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
         .map_err(|e| anyhow!("{e}"))?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
+    mesh(&mut chart, x_label, y_label)?;
     for (i, (name, v)) in curves.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
@@ -117,12 +125,7 @@ pub fn xy(
             .label(name)
             .legend(|(x, y)| Circle::new((x + 10, y), 3, BLACK.filled()));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
+    legend(&mut chart)?;
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }

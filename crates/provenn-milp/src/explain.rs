@@ -332,7 +332,7 @@ impl AbductiveExplainer {
         let mut stats = ExplainStats::default();
         for &i in order {
             fixed[i] = false;
-            let e = self.query(x, &fixed, class, self.options.mode, &mut stats)?;
+            let e = self.query(x, &fixed, class, &mut stats)?;
             if e != Entailment::Entailed {
                 fixed[i] = true;
             }
@@ -358,7 +358,7 @@ impl AbductiveExplainer {
         class: usize,
     ) -> Result<Entailment, MilpError> {
         let mut stats = ExplainStats::default();
-        self.query(x, fixed, class, self.options.mode, &mut stats)
+        self.query(x, fixed, class, &mut stats)
     }
 
     fn query_box(&self, x: &[f64], fixed: &[bool]) -> Result<InputBox, MilpError> {
@@ -376,9 +376,9 @@ impl AbductiveExplainer {
         x: &[f64],
         fixed: &[bool],
         class: usize,
-        mode: ExplainMode,
         stats: &mut ExplainStats,
     ) -> Result<Entailment, MilpError> {
+        let mode = self.options.mode;
         let qbox = self.query_box(x, fixed)?;
         let mut bounds = std::borrow::Cow::Borrowed(&self.global.bounds);
         if mode != ExplainMode::Inms {
