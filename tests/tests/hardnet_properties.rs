@@ -231,3 +231,252 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// DC3's unrolled correction: its VJP against central finite differences of the whole
+    /// unrolled map (away from kinks along the trajectory), and each step lowers the squared
+    /// violation for a small enough step size — in particular lower-bound violations are pushed
+    /// up (the reference code pushes them down).
+    #[test]
+    fn dc3_correction_vjp_and_descent(seed in any::<u64>()) {
+        use provenn_hardnet::dc3::{correct, correct_backward, residual};
+        use provenn_hardnet::Dc3Params;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = rng.gen_range(1..=8);
+        let m = rng.gen_range(1..=10);
+        let a = DMatrix::from_fn(m, n, |_, _| rng.gen_range(-1.0..1.0));
+        let f = DVector::from_fn(n, |_, _| rng.gen_range(-3.0..3.0));
+        let (lo, hi) = random_bounds(&mut rng, &(&a * &f));
+        let p = Dc3Params {
+            corr_lr: 0.5 / (a.norm_squared() + 1.0),
+            corr_momentum: rng.gen_range(0.0..0.9),
+            ..Dc3Params::default()
+        };
+        let steps = rng.gen_range(1..=10);
+        let c = correct(&a, &lo, &hi, f.clone(), &p, steps, false);
+        prop_assert_eq!(c.steps(), steps);
+        // Without momentum every step is a gradient step on ‖r‖² with η·L ≤ 1/2: no increase.
+        let p0 = Dc3Params { corr_momentum: 0.0, ..p };
+        let c0 = correct(&a, &lo, &hi, f.clone(), &p0, steps, false);
+        let v0 = residual(&a, &lo, &hi, &f).norm_squared();
+        let v1 = residual(&a, &lo, &hi, c0.output()).norm_squared();
+        prop_assert!(v1 <= v0 * (1.0 + 1e-12) + 1e-15, "violation {v0} → {v1}");
+        // Finite differences need every iterate away from the kinks.
+        let h = 1e-6;
+        let mut w = f.clone();
+        let mut far = true;
+        let cf = correct(&a, &lo, &hi, w.clone(), &p, steps, false);
+        for t in 0..=steps {
+            let ct = correct(&a, &lo, &hi, f.clone(), &p, t, false);
+            w = ct.output().clone();
+            let aw = &a * &w;
+            for i in 0..m {
+                let d = (aw[i] - lo[i]).abs().min((aw[i] - hi[i]).abs());
+                far &= d > 1e-4;
+            }
+        }
+        prop_assume!(far);
+        let g = DVector::from_fn(n, |_, _| rng.gen_range(-1.0..1.0));
+        let vjp = correct_backward(&a, &lo, &hi, &cf, g.clone(), &p);
+        for j in 0..n {
+            let mut fp = f.clone();
+            let mut fm = f.clone();
+            fp[j] += h;
+            fm[j] -= h;
+            let lp = correct(&a, &lo, &hi, fp, &p, steps, false).output().dot(&g);
+            let ln = correct(&a, &lo, &hi, fm, &p, steps, false).output().dot(&g);
+            let fd = (lp - ln) / (2.0 * h);
+            prop_assert!((fd - vjp[j]).abs() <= 1e-5 * (1.0 + fd.abs()), "coord {j}: fd {fd} vs vjp {}", vjp[j]);
+        }
+    }
+
+    /// A shared matrix with per-sample bounds projects as per-sample constraints do.
+    #[test]
+    fn shared_matrix_projection_matches_per_sample(seed in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n_out = rng.gen_range(1..=10);
+        let n_c = rng.gen_range(1..=n_out);
+        let a = random_a(&mut rng, n_c, n_out, 100.0);
+        let batch = rng.gen_range(1..=5);
+        let f = DMatrix::from_fn(batch, n_out, |_, _| rng.gen_range(-3.0..3.0));
+        let bounds: Vec<_> = (0..batch)
+            .map(|s| random_bounds(&mut rng, &(&a * f.row(s).transpose())))
+            .collect();
+        let per = AffineProjection::per_sample(
+            bounds.iter().map(|(l, u)| AffineConstraint { a: a.clone(), lower: l.clone(), upper: u.clone() }).collect(),
+            n_out,
+        ).unwrap();
+        let shared = AffineProjection::shared_matrix(AffineProjection::factorise_shared(a.clone()).unwrap(), bounds).unwrap();
+        // The shared path batches through matrix products: equal up to rounding.
+        let close = |x: &DMatrix<f64>, y: &DMatrix<f64>| (x - y).amax() <= 1e-9 * (1.0 + x.amax());
+        let (pf, sf) = (per.forward(&f).unwrap(), shared.forward(&f).unwrap());
+        prop_assert!(close(&pf, &sf), "forward differs by {}", (&pf - &sf).amax());
+        let g = DMatrix::from_fn(batch, n_out, |_, _| rng.gen_range(-1.0..1.0));
+        let (pb, sb) = (per.backward(&f, &g).unwrap(), shared.backward(&f, &g).unwrap());
+        prop_assert!(close(&pb, &sb), "backward differs by {}", (&pb - &sb).amax());
+        // A batch of the wrong size is an error, not a panic.
+        prop_assert!(shared.forward(&DMatrix::zeros(batch + 1, n_out)).is_err());
+    }
+}
+
+/// DC3 with completion and HardNet-Aff on a shared matrix (`A y ≤ b`, `C y = x`, the shape of
+/// the paper's optimisation experiment): predictions satisfy the equalities to rounding, and
+/// HardNet-Aff's also the inequalities, checked here by direct evaluation.
+#[test]
+fn dc3_completion_and_shared_hardnet_keep_equalities() {
+    use provenn_hardnet::{
+        fit_objective, Dc3Params, HardNetParams, Method, Objective, SharedMatrixConstraint,
+    };
+    struct SumSq;
+    impl Objective for SumSq {
+        fn batch(&self, _idx: &[usize], y: &DMatrix<f64>) -> (f64, DMatrix<f64>) {
+            let n = y.nrows() as f64;
+            (y.norm_squared() / n, y * (2.0 / n))
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (n, n_ineq, n_eq) = (6, 2, 3);
+    let a_in = DMatrix::from_fn(n_ineq, n, |_, _| rng.gen_range(-1.0..1.0));
+    let c = DMatrix::from_fn(n_eq, n, |_, _| rng.gen_range(-1.0..1.0));
+    let b = (&a_in * c.clone().pseudo_inverse(1e-12).unwrap())
+        .abs()
+        .column_sum();
+    let mut full = DMatrix::zeros(n_ineq + n_eq, n);
+    full.rows_mut(0, n_ineq).copy_from(&a_in);
+    full.rows_mut(n_ineq, n_eq).copy_from(&c);
+    let b_src = b.clone();
+    let src = SharedMatrixConstraint {
+        a: full,
+        bounds: move |x: &[f64]| {
+            let lo = DVector::from_fn(n_ineq + n_eq, |i, _| {
+                if i < n_ineq {
+                    f64::NEG_INFINITY
+                } else {
+                    x[i - n_ineq]
+                }
+            });
+            let hi = DVector::from_fn(n_ineq + n_eq, |i, _| {
+                if i < n_ineq {
+                    b_src[i]
+                } else {
+                    x[i - n_ineq]
+                }
+            });
+            (lo, hi)
+        },
+    };
+    let x = DMatrix::from_fn(40, n_eq, |_, _| rng.gen_range(-1.0..1.0));
+    for (method, completion) in [(Method::Dc3, true), (Method::HardNetAff, false)] {
+        let params = HardNetParams {
+            method,
+            hidden: vec![16],
+            epochs: 20,
+            batch_size: 10,
+            learning_rate: 1e-3,
+            soft_weight: 10.0,
+            warm_epochs: 5,
+            dc3: Dc3Params {
+                completion,
+                corr_lr: 1e-3,
+                test_steps: 5,
+                ..Dc3Params::default()
+            },
+            seed: 1,
+        };
+        let model = fit_objective(&params, &x, &SumSq, n, &src).unwrap();
+        assert_eq!(model.losses.len(), 20);
+        assert!(model.losses.iter().all(|l| l.is_finite()));
+        let y = model.predict(&x, &src).unwrap();
+        assert_eq!(y.shape(), (40, n));
+        for s in 0..40 {
+            let ys = y.row(s).transpose();
+            let cy = &c * &ys;
+            for i in 0..n_eq {
+                assert!(
+                    (cy[i] - x[(s, i)]).abs() <= 1e-9 * (1.0 + ys.norm()),
+                    "{}: C y ≠ x at sample {s}",
+                    method.name()
+                );
+            }
+            if method == Method::HardNetAff {
+                let ay = &a_in * &ys;
+                for i in 0..n_ineq {
+                    assert!(ay[i] <= b[i], "HardNet-Aff: A y > b at sample {s}");
+                }
+            }
+        }
+    }
+}
+
+/// The paper's nonconvex objective `½ yᵀ diag(q) y + pᵀ sin y`.
+struct SinQuadratic {
+    q: DVector<f64>,
+    p: DVector<f64>,
+}
+
+impl provenn_hardnet::SmoothObjective for SinQuadratic {
+    fn value(&self, y: &DVector<f64>) -> f64 {
+        (0..y.len())
+            .map(|i| 0.5 * self.q[i] * y[i] * y[i] + self.p[i] * y[i].sin())
+            .sum()
+    }
+    fn gradient(&self, y: &DVector<f64>) -> DVector<f64> {
+        DVector::from_fn(y.len(), |i, _| self.q[i] * y[i] + self.p[i] * y[i].cos())
+    }
+    fn hessian(&self, y: &DVector<f64>) -> DMatrix<f64> {
+        DMatrix::from_diagonal(&DVector::from_fn(y.len(), |i, _| {
+            self.q[i] - self.p[i] * y[i].sin()
+        }))
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+
+    /// SQP on random instances of the paper's nonconvex problem (`A y ≤ b`, `C y = x`, `b`
+    /// making `pinv(C) x` feasible): the result is feasible, converged with a small KKT
+    /// residual, and no better point is found along segments towards random feasible points
+    /// (a first-order local-optimality check that does not use the solver's multipliers).
+    #[test]
+    fn sqp_finds_feasible_local_optima(seed in any::<u64>()) {
+        use provenn_hardnet::{sqp, LinearConstraints, SmoothObjective, SqpOptions};
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = rng.gen_range(2..=12);
+        let n_eq = rng.gen_range(1..n);
+        let n_in = rng.gen_range(1..=n);
+        let obj = SinQuadratic {
+            q: DVector::from_fn(n, |_, _| rng.gen_range(0.0..1.0)),
+            p: DVector::from_fn(n, |_, _| rng.gen_range(0.0..1.0)),
+        };
+        let a = DMatrix::from_fn(n_in, n, |_, _| rng.gen_range(-1.0..1.0));
+        let c = DMatrix::from_fn(n_eq, n, |_, _| rng.gen_range(-1.0..1.0));
+        let pc = c.clone().pseudo_inverse(1e-12).unwrap();
+        let b = (&a * &pc).abs().column_sum();
+        let x = DVector::from_fn(n_eq, |_, _| rng.gen_range(-1.0..1.0));
+        let cons = LinearConstraints { a: a.clone(), b: b.clone(), c: c.clone(), d: x.clone() };
+        // A start that is infeasible for the equalities exercises phase 1.
+        let y0 = DVector::from_fn(n, |_, _| rng.gen_range(-2.0..2.0));
+        let sol = sqp(&obj, &cons, &y0, &SqpOptions::default()).unwrap();
+        prop_assert!(sol.converged, "not converged in {} iterations", sol.iterations);
+        prop_assert!(sol.max_violation <= 1e-8, "violation {}", sol.max_violation);
+        prop_assert!(sol.kkt_residual <= 1e-5, "KKT residual {}", sol.kkt_residual);
+        prop_assert!((sol.value - obj.value(&sol.y)).abs() <= 1e-12 * (1.0 + sol.value.abs()));
+        // Random feasible points: pinv(C) x plus null-space moves, scaled back into A y ≤ b.
+        let y_f = &pc * &x;
+        let null = DMatrix::identity(n, n) - &pc * &c;
+        for _ in 0..20 {
+            let dir = &null * DVector::from_fn(n, |_, _| rng.gen_range(-1.0..1.0));
+            let slack = &b - &a * &y_f;
+            let ad = &a * &dir;
+            let t_max = (0..n_in).filter(|&i| ad[i] > 0.0).map(|i| slack[i] / ad[i]).fold(1.0f64, f64::min);
+            let z = &y_f + dir * t_max;
+            for t in [1e-3, 1e-2] {
+                let w = &sol.y + (&z - &sol.y) * t;
+                prop_assert!(obj.value(&w) >= sol.value - 1e-7 * (1.0 + sol.value.abs()),
+                    "a feasible point {t} along the segment is better: {} < {}", obj.value(&w), sol.value);
+            }
+        }
+    }
+}

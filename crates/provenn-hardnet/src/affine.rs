@@ -4,6 +4,8 @@
 //! `A⁺ r` is computed from a QR factorisation of `Aᵀ` (`Aᵀ = QR`, so `A⁺ r = Q R⁻ᵀ r`), which
 //! keeps ill-conditioned `A` accurate where forming `AAᵀ` would square the condition number.
 
+use std::sync::{Arc, OnceLock};
+
 use nalgebra::{DMatrix, DVector};
 
 use crate::HardNetError;
@@ -35,14 +37,7 @@ impl AffineConstraint {
                 "{r} constraints on {c} outputs cannot have full row rank"
             )));
         }
-        for i in 0..r {
-            let (l, u) = (self.lower[i], self.upper[i]);
-            if l.is_nan() || u.is_nan() || l > u || l == f64::INFINITY || u == f64::NEG_INFINITY {
-                return Err(HardNetError::Assumption(format!(
-                    "row {i}: bounds [{l}, {u}] are empty"
-                )));
-            }
-        }
+        check_bounds(r, &self.lower, &self.upper)?;
         if self.a.iter().any(|v| !v.is_finite()) {
             return Err(HardNetError::Assumption("A has non-finite entries".into()));
         }
@@ -53,33 +48,68 @@ impl AffineConstraint {
     /// (never crossing), so that rounding in the projection and in a later evaluation of the
     /// constraint cannot put the output on the wrong side.
     pub fn shrunk(&self, margin: f64) -> (DVector<f64>, DVector<f64>) {
-        let mut lo = self.lower.clone();
-        let mut hi = self.upper.clone();
-        if margin > 0.0 {
-            for i in 0..lo.len() {
-                if lo[i] < hi[i] {
-                    let (l, u) = (lo[i], hi[i]);
-                    let nl = if l.is_finite() {
-                        l + margin * (1.0 + l.abs())
-                    } else {
-                        l
-                    };
-                    let nu = if u.is_finite() {
-                        u - margin * (1.0 + u.abs())
-                    } else {
-                        u
-                    };
-                    if nl <= nu {
-                        lo[i] = nl;
-                        hi[i] = nu;
-                    } else {
-                        lo[i] = 0.5 * (l + u);
-                        hi[i] = lo[i];
-                    }
-                }
-            }
+        shrink_bounds(&self.lower, &self.upper, margin)
+    }
+}
+
+/// Checks `m` bound pairs: none NaN, `l ≤ u`, `l < +∞`, `u > −∞`.
+pub(crate) fn check_bounds(
+    m: usize,
+    lower: &DVector<f64>,
+    upper: &DVector<f64>,
+) -> Result<(), HardNetError> {
+    if lower.len() != m || upper.len() != m {
+        return Err(HardNetError::Shape(format!(
+            "{m} rows, bounds {} and {}",
+            lower.len(),
+            upper.len()
+        )));
+    }
+    for i in 0..m {
+        let (l, u) = (lower[i], upper[i]);
+        if l.is_nan() || u.is_nan() || l > u || l == f64::INFINITY || u == f64::NEG_INFINITY {
+            return Err(HardNetError::Assumption(format!(
+                "row {i}: bounds [{l}, {u}] are empty"
+            )));
         }
-        (lo, hi)
+    }
+    Ok(())
+}
+
+/// See [`AffineConstraint::shrunk`].
+pub fn shrink_bounds(
+    lower: &DVector<f64>,
+    upper: &DVector<f64>,
+    margin: f64,
+) -> (DVector<f64>, DVector<f64>) {
+    let mut lo = lower.clone();
+    let mut hi = upper.clone();
+    for i in 0..lo.len() {
+        (lo[i], hi[i]) = shrink_pair(lower[i], upper[i], margin);
+    }
+    (lo, hi)
+}
+
+/// One row of [`shrink_bounds`]: equality rows stay; bounds that would cross meet midway.
+fn shrink_pair(l: f64, u: f64, margin: f64) -> (f64, f64) {
+    if margin <= 0.0 || l >= u {
+        return (l, u);
+    }
+    let nl = if l.is_finite() {
+        l + margin * (1.0 + l.abs())
+    } else {
+        l
+    };
+    let nu = if u.is_finite() {
+        u - margin * (1.0 + u.abs())
+    } else {
+        u
+    };
+    if nl <= nu {
+        (nl, nu)
+    } else {
+        let m = 0.5 * (l + u);
+        (m, m)
     }
 }
 
@@ -88,6 +118,8 @@ impl AffineConstraint {
 pub struct Factorised {
     q: DMatrix<f64>,
     r: DMatrix<f64>,
+    /// `A⁺ = Q R⁻ᵀ` (`n_out × n_c`), formed on first use by a batched product.
+    pinv: OnceLock<DMatrix<f64>>,
 }
 
 impl Factorised {
@@ -102,7 +134,23 @@ impl Factorised {
                 "A does not have full row rank (row {i} depends on the others)"
             )));
         }
-        Ok(Factorised { q, r })
+        Ok(Factorised {
+            q,
+            r,
+            pinv: OnceLock::new(),
+        })
+    }
+
+    fn pinv_matrix(&self) -> &DMatrix<f64> {
+        self.pinv.get_or_init(|| {
+            let eye = DMatrix::identity(self.r.nrows(), self.r.nrows());
+            let w = self
+                .r
+                .transpose()
+                .solve_lower_triangular(&eye)
+                .expect("R has a non-zero diagonal");
+            &self.q * w
+        })
     }
 
     /// `A⁺ v = Q R⁻ᵀ v`.
@@ -123,12 +171,17 @@ impl Factorised {
     }
 }
 
-/// The HardNet-Aff layer for a batch: one constraint per sample (input-dependent), or one
-/// shared constraint factorised once.
+/// A constraint matrix with its factorisation, shared between batches and samples.
+pub type SharedMatrix = Arc<(DMatrix<f64>, Factorised)>;
+
+/// The HardNet-Aff layer for a batch: one constraint per sample (input-dependent), one shared
+/// constraint factorised once, or one shared matrix with per-sample bounds.
 #[derive(Debug, Clone)]
 pub struct AffineProjection {
-    constraints: Vec<(AffineConstraint, Factorised)>,
-    shared: bool,
+    mats: Vec<SharedMatrix>,
+    bounds: Vec<(DVector<f64>, DVector<f64>)>,
+    shared_mat: bool,
+    shared_bounds: bool,
     margin: f64,
 }
 
@@ -138,7 +191,7 @@ impl AffineProjection {
         constraints: Vec<AffineConstraint>,
         n_out: usize,
     ) -> Result<Self, HardNetError> {
-        let constraints = constraints
+        let parts = constraints
             .into_iter()
             .enumerate()
             .map(|(s, c)| {
@@ -148,18 +201,36 @@ impl AffineProjection {
                     .map_err(|e| HardNetError::AtInput(s, Box::new(e)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(AffineProjection {
-            constraints,
-            shared: false,
-            margin: 0.0,
-        })
+        Ok(Self::from_parts(parts))
     }
 
     /// From constraints already validated and factorised (one per sample).
     pub fn from_parts(parts: Vec<(AffineConstraint, Factorised)>) -> Self {
+        let (mats, bounds) = parts
+            .into_iter()
+            .map(|(c, f)| (Arc::new((c.a, f)), (c.lower, c.upper)))
+            .unzip();
         AffineProjection {
-            constraints: parts,
-            shared: false,
+            mats,
+            bounds,
+            shared_mat: false,
+            shared_bounds: false,
+            margin: 0.0,
+        }
+    }
+
+    /// One factorised matrix and one pair of bounds per sample (matrices may be shared
+    /// between samples).
+    pub fn from_shared_parts(
+        mats: Vec<SharedMatrix>,
+        bounds: Vec<(DVector<f64>, DVector<f64>)>,
+    ) -> Self {
+        assert_eq!(mats.len(), bounds.len(), "one matrix per pair of bounds");
+        AffineProjection {
+            mats,
+            bounds,
+            shared_mat: false,
+            shared_bounds: false,
             margin: 0.0,
         }
     }
@@ -169,10 +240,47 @@ impl AffineProjection {
         constraint.validate(n_out)?;
         let f = Factorised::new(&constraint.a)?;
         Ok(AffineProjection {
-            constraints: vec![(constraint, f)],
-            shared: true,
+            mats: vec![Arc::new((constraint.a, f))],
+            bounds: vec![(constraint.lower, constraint.upper)],
+            shared_mat: true,
+            shared_bounds: true,
             margin: 0.0,
         })
+    }
+
+    /// One matrix factorised once (see [`AffineProjection::factorise_shared`]) with bounds per
+    /// sample (e.g. `C y = x` with `x` the input); fails naming the first bad sample.
+    pub fn shared_matrix(
+        matrix: SharedMatrix,
+        bounds: Vec<(DVector<f64>, DVector<f64>)>,
+    ) -> Result<Self, HardNetError> {
+        for (s, (lo, hi)) in bounds.iter().enumerate() {
+            check_bounds(matrix.0.nrows(), lo, hi)
+                .map_err(|e| HardNetError::AtInput(s, Box::new(e)))?;
+        }
+        Ok(AffineProjection {
+            mats: vec![matrix],
+            bounds,
+            shared_mat: true,
+            shared_bounds: false,
+            margin: 0.0,
+        })
+    }
+
+    /// Validates and factorises a matrix for [`AffineProjection::shared_matrix`].
+    pub fn factorise_shared(a: DMatrix<f64>) -> Result<SharedMatrix, HardNetError> {
+        if a.nrows() > a.ncols() {
+            return Err(HardNetError::Assumption(format!(
+                "{} constraints on {} outputs cannot have full row rank",
+                a.nrows(),
+                a.ncols()
+            )));
+        }
+        if a.iter().any(|v| !v.is_finite()) {
+            return Err(HardNetError::Assumption("A has non-finite entries".into()));
+        }
+        let f = Factorised::new(&a)?;
+        Ok(Arc::new((a, f)))
     }
 
     /// Projects into the bounds shrunk by `margin` (relative; see
@@ -182,23 +290,31 @@ impl AffineProjection {
         self
     }
 
-    fn at(&self, s: usize) -> &(AffineConstraint, Factorised) {
-        if self.shared {
-            &self.constraints[0]
-        } else {
-            &self.constraints[s]
-        }
+    /// Matrix, factorisation and (shrunk) bounds of sample `s`.
+    fn at(&self, s: usize) -> (&DMatrix<f64>, &Factorised, DVector<f64>, DVector<f64>) {
+        let m = &self.mats[if self.shared_mat { 0 } else { s }];
+        let (lo, hi) = &self.bounds[if self.shared_bounds { 0 } else { s }];
+        let (lo, hi) = shrink_bounds(lo, hi, self.margin);
+        (&m.0, &m.1, lo, hi)
     }
 
     fn check_batch(&self, f: &DMatrix<f64>) -> Result<(), HardNetError> {
-        if !self.shared && f.nrows() != self.constraints.len() {
-            return Err(HardNetError::Shape(format!(
-                "{} outputs for {} constraints",
-                f.nrows(),
-                self.constraints.len()
-            )));
+        let per_sample = if !self.shared_bounds {
+            Some(self.bounds.len())
+        } else if !self.shared_mat {
+            Some(self.mats.len())
+        } else {
+            None
+        };
+        if let Some(n) = per_sample {
+            if f.nrows() != n {
+                return Err(HardNetError::Shape(format!(
+                    "{} outputs for {n} constraints",
+                    f.nrows()
+                )));
+            }
         }
-        let n_out = self.constraints[0].0.a.ncols();
+        let n_out = self.mats[0].0.ncols();
         if f.ncols() != n_out {
             return Err(HardNetError::Shape(format!(
                 "outputs have {} columns, constraints {n_out}",
@@ -211,12 +327,14 @@ impl AffineProjection {
     /// `P(f)` for a batch (rows are samples).
     pub fn forward(&self, f: &DMatrix<f64>) -> Result<DMatrix<f64>, HardNetError> {
         self.check_batch(f)?;
+        if self.shared_mat {
+            return Ok(self.forward_shared(f));
+        }
         let mut out = f.clone();
         for s in 0..f.nrows() {
-            let (c, fac) = self.at(s);
+            let (a, fac, lo, hi) = self.at(s);
             let fs = f.row(s).transpose();
-            let (lo, hi) = c.shrunk(self.margin);
-            let af = &c.a * &fs;
+            let af = a * &fs;
             let r = DVector::from_fn(af.len(), |i, _| af[i].clamp(lo[i], hi[i]) - af[i]);
             if r.iter().any(|v| *v != 0.0) {
                 let p = fs + fac.pinv_mul(&r);
@@ -224,6 +342,42 @@ impl AffineProjection {
             }
         }
         Ok(out)
+    }
+
+    /// Bounds of row `i` for sample `s`, shrunk.
+    fn bound(&self, s: usize, i: usize) -> (f64, f64) {
+        let (lo, hi) = &self.bounds[if self.shared_bounds { 0 } else { s }];
+        shrink_pair(lo[i], hi[i], self.margin)
+    }
+
+    /// With one matrix the batch goes through two matrix products, `F Aᵀ` and `R (A⁺)ᵀ`.
+    fn forward_shared(&self, f: &DMatrix<f64>) -> DMatrix<f64> {
+        let (a, fac) = &*self.mats[0];
+        let af = f * a.transpose();
+        let mut r = DMatrix::zeros(af.nrows(), af.ncols());
+        let mut any = false;
+        for s in 0..af.nrows() {
+            for i in 0..af.ncols() {
+                let (lo, hi) = self.bound(s, i);
+                let v = af[(s, i)];
+                r[(s, i)] = v.clamp(lo, hi) - v;
+                any |= r[(s, i)] != 0.0;
+            }
+        }
+        if !any {
+            return f.clone();
+        }
+        let mut out = f + r * fac.pinv_matrix().transpose();
+        // Rows with nothing to clip are left exactly as they were.
+        for s in 0..af.nrows() {
+            if (0..af.ncols()).all(|i| {
+                let (lo, hi) = self.bound(s, i);
+                (lo..=hi).contains(&af[(s, i)])
+            }) {
+                out.row_mut(s).copy_from(&f.row(s));
+            }
+        }
+        out
     }
 
     /// Vector–Jacobian product: given `g = ∂L/∂P` (rows are samples) at outputs `f`, returns
@@ -240,12 +394,26 @@ impl AffineProjection {
                 "gradient and outputs differ in shape".into(),
             ));
         }
+        if self.shared_mat {
+            // ∂L/∂f = G − ((G A⁺) ⊙ D) A, batched.
+            let (a, fac) = &*self.mats[0];
+            let af = f * a.transpose();
+            let mut w = g * fac.pinv_matrix();
+            for s in 0..af.nrows() {
+                for i in 0..af.ncols() {
+                    let (lo, hi) = self.bound(s, i);
+                    if (lo..=hi).contains(&af[(s, i)]) {
+                        w[(s, i)] = 0.0;
+                    }
+                }
+            }
+            return Ok(g - w * a);
+        }
         let mut out = g.clone();
         for s in 0..f.nrows() {
-            let (c, fac) = self.at(s);
+            let (a, fac, lo, hi) = self.at(s);
             let fs = f.row(s).transpose();
-            let af = &c.a * &fs;
-            let (lo, hi) = c.shrunk(self.margin);
+            let af = a * &fs;
             let active: Vec<bool> = (0..af.len())
                 .map(|i| af[i] < lo[i] || af[i] > hi[i])
                 .collect();
@@ -259,7 +427,7 @@ impl AffineProjection {
                     w[i] = 0.0;
                 }
             }
-            let corr = c.a.transpose() * w;
+            let corr = a.transpose() * w;
             out.row_mut(s).copy_from(&(gs - corr).transpose());
         }
         Ok(out)

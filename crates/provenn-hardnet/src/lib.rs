@@ -25,14 +25,19 @@
 
 pub mod affine;
 pub mod convex;
+pub mod dc3;
 pub mod partition;
+pub mod sqp;
 pub mod train;
 
-pub use affine::{AffineConstraint, AffineProjection, Factorised};
+pub use affine::{AffineConstraint, AffineProjection, Factorised, SharedMatrix};
 pub use convex::{ConvexProjection, ConvexSet};
+pub use dc3::Dc3Params;
 pub use partition::Partition;
+pub use sqp::{sqp, LinearConstraints, SmoothObjective, SqpOptions, SqpSolution};
 pub use train::{
-    fit, ConstraintSource, DslConstraint, FnConstraint, HardNetModel, HardNetParams, Method,
+    fit, fit_objective, ConstraintSource, DslConstraint, FnConstraint, HardNetModel, HardNetParams,
+    Method, Mse, Objective, SharedMatrixConstraint,
 };
 
 /// Errors of this crate.

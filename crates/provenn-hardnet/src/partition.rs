@@ -75,6 +75,22 @@ impl Partition {
         self.free.len()
     }
 
+    /// The reduced inequality matrix on `z`, `A_free − A_dep C_dep⁻¹ C_free`.
+    pub fn reduced_matrix(&self) -> &DMatrix<f64> {
+        &self.a_reduced
+    }
+
+    /// Bounds of the reduced inequalities for right-hand sides `d`, `b_l`, `b_u`.
+    pub fn reduced_bounds(
+        &self,
+        d: &DVector<f64>,
+        lower: &DVector<f64>,
+        upper: &DVector<f64>,
+    ) -> (DVector<f64>, DVector<f64>) {
+        let shift = &self.a_shift * d;
+        (lower - &shift, upper - &shift)
+    }
+
     /// The reduced constraint on `z` for right-hand sides `d`, `b_l`, `b_u`.
     pub fn reduced(
         &self,
@@ -82,11 +98,11 @@ impl Partition {
         lower: &DVector<f64>,
         upper: &DVector<f64>,
     ) -> AffineConstraint {
-        let shift = &self.a_shift * d;
+        let (lower, upper) = self.reduced_bounds(d, lower, upper);
         AffineConstraint {
             a: self.a_reduced.clone(),
-            lower: lower - &shift,
-            upper: upper - &shift,
+            lower,
+            upper,
         }
     }
 

@@ -1,8 +1,11 @@
 //! Training networks with and without an enforcement layer, as in the HardNet experiments:
-//! plain NN, Soft (penalty `λ‖violation‖²`), HardNet-Aff and HardNet-Cvx, all on the same MLP
-//! and loop (MSE + `λ‖violation(output)‖²`, Adam, seeded mini-batches), with an optional warm
-//! start (the first `warm_epochs` epochs without the layer, soft penalty on).
+//! plain NN, Soft (penalty `λ‖violation‖²`), DC3 (completion + unrolled gradient correction),
+//! HardNet-Aff and HardNet-Cvx, all on the same MLP and loop (task loss + `λ‖violation‖²`,
+//! Adam, seeded mini-batches), with an optional warm start (the first `warm_epochs` epochs
+//! without the layer, soft penalty on). The task loss is MSE against targets ([`fit`]) or any
+//! [`Objective`] of the outputs ([`fit_objective`], e.g. an optimisation problem's cost).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nalgebra::{DMatrix, DVector};
@@ -13,14 +16,28 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::affine::{AffineConstraint, AffineProjection, Factorised};
+use crate::affine::{check_bounds, AffineConstraint, AffineProjection, SharedMatrix};
 use crate::convex::ConvexSet;
+use crate::dc3::{correct, correct_backward, residual, Correction, Dc3Params};
+use crate::partition::Partition;
 use crate::HardNetError;
 
 /// Input-dependent affine constraints `b_l(x) ≤ A(x) y ≤ b_u(x)`.
 pub trait ConstraintSource: Sync {
     /// The constraint at input `x`.
     fn at(&self, x: &[f64]) -> Result<AffineConstraint, HardNetError>;
+
+    /// `Some(A)` when `A(x) = A` for every input (only the bounds depend on `x`): the
+    /// enforcement then factorises `A` once, keeps one copy, and reads only
+    /// [`ConstraintSource::bounds_at`] per input.
+    fn shared_matrix(&self) -> Option<DMatrix<f64>> {
+        None
+    }
+
+    /// The bounds at `x` (for sources with a shared matrix; defaults to those of `at`).
+    fn bounds_at(&self, x: &[f64]) -> Result<(DVector<f64>, DVector<f64>), HardNetError> {
+        self.at(x).map(|c| (c.lower, c.upper))
+    }
 }
 
 /// A constraint written in the DSL, through its affine view.
@@ -86,6 +103,35 @@ impl ConstraintSource for DslConstraint {
 /// Constraints from a closure (e.g. control-barrier conditions).
 pub struct FnConstraint<F>(pub F);
 
+/// Constraints with one matrix for every input and bounds from a closure (e.g. `A y ≤ b`,
+/// `C y = x` of a parametric optimisation problem).
+pub struct SharedMatrixConstraint<F> {
+    /// The matrix.
+    pub a: DMatrix<f64>,
+    /// `x ↦ (b_l(x), b_u(x))`.
+    pub bounds: F,
+}
+
+impl<F> ConstraintSource for SharedMatrixConstraint<F>
+where
+    F: Fn(&[f64]) -> (DVector<f64>, DVector<f64>) + Sync,
+{
+    fn at(&self, x: &[f64]) -> Result<AffineConstraint, HardNetError> {
+        let (lower, upper) = (self.bounds)(x);
+        Ok(AffineConstraint {
+            a: self.a.clone(),
+            lower,
+            upper,
+        })
+    }
+    fn shared_matrix(&self) -> Option<DMatrix<f64>> {
+        Some(self.a.clone())
+    }
+    fn bounds_at(&self, x: &[f64]) -> Result<(DVector<f64>, DVector<f64>), HardNetError> {
+        Ok((self.bounds)(x))
+    }
+}
+
 impl<F> ConstraintSource for FnConstraint<F>
 where
     F: Fn(&[f64]) -> Result<AffineConstraint, HardNetError> + Sync,
@@ -102,6 +148,9 @@ pub enum Method {
     Nn,
     /// Plain network with the violation penalty.
     Soft,
+    /// DC3 (Donti et al. 2021): optional equality completion, then gradient steps on the
+    /// violation, unrolled and differentiated in training; see [`Dc3Params`].
+    Dc3,
     /// HardNet-Aff layer.
     HardNetAff,
     /// HardNet-Cvx layer.
@@ -114,9 +163,14 @@ impl Method {
         match self {
             Method::Nn => "NN",
             Method::Soft => "Soft",
+            Method::Dc3 => "DC3",
             Method::HardNetAff => "HardNet-Aff",
             Method::HardNetCvx => "HardNet-Cvx",
         }
+    }
+
+    fn is_layer(self) -> bool {
+        matches!(self, Method::HardNetAff | Method::HardNetCvx | Method::Dc3)
     }
 }
 
@@ -137,6 +191,8 @@ pub struct HardNetParams {
     pub soft_weight: f64,
     /// Epochs trained without the enforcement layer first (with the penalty).
     pub warm_epochs: usize,
+    /// DC3's settings (used by [`Method::Dc3`] only).
+    pub dc3: Dc3Params,
     /// Seed.
     pub seed: u64,
 }
@@ -156,7 +212,31 @@ impl HardNetParams {
         if self.soft_weight.is_nan() || self.soft_weight < 0.0 {
             return Err(HardNetError::Shape("soft weight must be ≥ 0".into()));
         }
+        let d = &self.dc3;
+        if !(d.corr_lr >= 0.0 && (0.0..1.0).contains(&d.corr_momentum) && d.eps >= 0.0) {
+            return Err(HardNetError::Shape(
+                "DC3: step ≥ 0, momentum in [0, 1), eps ≥ 0".into(),
+            ));
+        }
         Ok(())
+    }
+}
+
+/// A task loss of the (enforced) outputs of a batch.
+pub trait Objective: Sync {
+    /// Mean loss over the batch `idx` (indices into the training inputs) with outputs `y`
+    /// (rows), and its gradient with respect to `y`.
+    fn batch(&self, idx: &[usize], y: &DMatrix<f64>) -> (f64, DMatrix<f64>);
+}
+
+/// Mean squared error against targets (rows are samples), averaged over samples and outputs.
+pub struct Mse<'a>(pub &'a DMatrix<f64>);
+
+impl Objective for Mse<'_> {
+    fn batch(&self, idx: &[usize], y: &DMatrix<f64>) -> (f64, DMatrix<f64>) {
+        let diff = y - self.0.select_rows(idx);
+        let k = (y.nrows() * y.ncols()).max(1) as f64;
+        (diff.norm_squared() / k, diff * (2.0 / k))
     }
 }
 
@@ -167,10 +247,17 @@ pub struct HardNetModel {
     pub net: Mlp,
     /// The enforcement.
     pub method: Method,
+    /// DC3's settings (when `method` is DC3).
+    pub dc3: Dc3Params,
     /// Training wall time (forward, backward and steps; no evaluation).
     pub train_time: Duration,
     /// Training loss per epoch.
     pub losses: Vec<f64>,
+    /// DC3's completion, fixed in training.
+    completion: Option<Arc<Completion>>,
+    /// HardNet-Aff's factorised shared matrix from training, reused when prediction's source
+    /// has the same matrix.
+    factorised: Option<SharedMatrix>,
 }
 
 /// Relative inward margin of the enforcement layers in training and prediction, so that
@@ -178,9 +265,90 @@ pub struct HardNetModel {
 /// the evaluator's round differently). Negligible against the task's scale.
 pub const SAFETY_MARGIN: f64 = 1e-9;
 
-/// Precomputed constraints of a data set (they depend on the input only).
+/// DC3's equality completion for a shared matrix: `y_dep` solved from the equality rows.
+#[derive(Debug, Clone)]
+struct Completion {
+    /// The full matrix it was built from.
+    a: DMatrix<f64>,
+    partition: Partition,
+    eq_rows: Vec<usize>,
+    ineq_rows: Vec<usize>,
+    /// The reduced inequality matrix on the free outputs.
+    reduced: DMatrix<f64>,
+}
+
+impl Completion {
+    /// Equality rows are those with `b_l = b_u` at every sample; the last `n_eq` outputs are
+    /// the dependent ones (as the reference).
+    fn new(
+        a: &DMatrix<f64>,
+        bounds: &[(DVector<f64>, DVector<f64>)],
+    ) -> Result<Self, HardNetError> {
+        let eq_rows: Vec<usize> = (0..a.nrows())
+            .filter(|&i| bounds.iter().all(|(l, u)| l[i] == u[i]))
+            .collect();
+        let ineq_rows: Vec<usize> = (0..a.nrows()).filter(|i| !eq_rows.contains(i)).collect();
+        let n = a.ncols();
+        if eq_rows.is_empty() || eq_rows.len() >= n {
+            return Err(HardNetError::Assumption(format!(
+                "DC3 completion needs 1..{n} equality rows, found {}",
+                eq_rows.len()
+            )));
+        }
+        let dependent: Vec<usize> = (n - eq_rows.len()..n).collect();
+        let partition = Partition::new(
+            &a.select_rows(&ineq_rows),
+            &a.select_rows(&eq_rows),
+            dependent,
+        )?;
+        let reduced = partition.reduced_matrix().clone();
+        Ok(Completion {
+            a: a.clone(),
+            partition,
+            eq_rows,
+            ineq_rows,
+            reduced,
+        })
+    }
+
+    /// Right-hand sides of the equalities (rows).
+    fn rhs(&self, bounds: &[&(DVector<f64>, DVector<f64>)]) -> Result<DMatrix<f64>, HardNetError> {
+        let mut d = DMatrix::zeros(bounds.len(), self.eq_rows.len());
+        for (s, (l, u)) in bounds.iter().enumerate() {
+            for (k, &i) in self.eq_rows.iter().enumerate() {
+                if l[i] != u[i] {
+                    return Err(HardNetError::AtInput(
+                        s,
+                        Box::new(HardNetError::Assumption(format!(
+                            "row {i} is an equality in training but not here"
+                        ))),
+                    ));
+                }
+                d[(s, k)] = u[i];
+            }
+        }
+        Ok(d)
+    }
+
+    /// Bounds of the reduced inequalities on the free outputs for one sample.
+    fn reduced_bounds(
+        &self,
+        d: &DVector<f64>,
+        (l, u): &(DVector<f64>, DVector<f64>),
+    ) -> (DVector<f64>, DVector<f64>) {
+        let lo = DVector::from_fn(self.ineq_rows.len(), |k, _| l[self.ineq_rows[k]]);
+        let hi = DVector::from_fn(self.ineq_rows.len(), |k, _| u[self.ineq_rows[k]]);
+        self.partition.reduced_bounds(d, &lo, &hi)
+    }
+}
+
+/// Precomputed constraints of a data set (they depend on the input only): one matrix per
+/// sample, or one shared matrix; bounds per sample.
 struct Prepared {
-    cons: Vec<(AffineConstraint, Option<Factorised>)>,
+    mats: Vec<DMatrix<f64>>,
+    facs: Vec<SharedMatrix>,
+    bounds: Vec<(DVector<f64>, DVector<f64>)>,
+    shared: bool,
 }
 
 impl Prepared {
@@ -189,101 +357,318 @@ impl Prepared {
         src: &dyn ConstraintSource,
         n_out: usize,
         factorise: bool,
+        cached: Option<&SharedMatrix>,
     ) -> Result<Self, HardNetError> {
-        let cons = (0..x.nrows())
-            .map(|s| {
-                let xs: Vec<f64> = x.row(s).iter().copied().collect();
-                let c = src
-                    .at(&xs)
-                    .map_err(|e| HardNetError::AtInput(s, Box::new(e)))?;
-                c.validate(n_out)
-                    .map_err(|e| HardNetError::AtInput(s, Box::new(e)))?;
-                let f = if factorise {
-                    Some(Factorised::new(&c.a).map_err(|e| HardNetError::AtInput(s, Box::new(e)))?)
-                } else {
-                    None
-                };
-                Ok((c, f))
-            })
-            .collect::<Result<Vec<_>, HardNetError>>()?;
-        Ok(Prepared { cons })
+        let shared = src.shared_matrix();
+        let mut mats = Vec::new();
+        let mut bounds = Vec::with_capacity(x.nrows());
+        for s in 0..x.nrows() {
+            let xs: Vec<f64> = x.row(s).iter().copied().collect();
+            let at = |e| HardNetError::AtInput(s, Box::new(e));
+            let c = match &shared {
+                // Validate the bounds against the shared matrix without copying it.
+                Some(a) => {
+                    let (lower, upper) = src.bounds_at(&xs).map_err(at)?;
+                    check_bounds(a.nrows(), &lower, &upper).map_err(at)?;
+                    AffineConstraint {
+                        a: DMatrix::zeros(0, 0),
+                        lower,
+                        upper,
+                    }
+                }
+                None => {
+                    let c = src.at(&xs).map_err(at)?;
+                    c.validate(n_out).map_err(at)?;
+                    c
+                }
+            };
+            if shared.is_none() {
+                mats.push(c.a);
+            }
+            bounds.push((c.lower, c.upper));
+        }
+        if let Some(a) = &shared {
+            if a.ncols() != n_out || a.iter().any(|v| !v.is_finite()) {
+                return Err(HardNetError::Shape(format!(
+                    "the shared matrix is {}×{} (finite entries needed), outputs {n_out}",
+                    a.nrows(),
+                    a.ncols()
+                )));
+            }
+        }
+        let is_shared = shared.is_some();
+        if let Some(a) = shared {
+            mats.push(a);
+        }
+        let reuse = match (cached, is_shared) {
+            (Some(c), true) if c.0 == mats[0] => Some(c.clone()),
+            _ => None,
+        };
+        let facs = if let (true, Some(c)) = (factorise, reuse) {
+            vec![c]
+        } else if factorise {
+            mats.iter()
+                .enumerate()
+                .map(|(s, a)| {
+                    AffineProjection::factorise_shared(a.clone())
+                        .map_err(|e| HardNetError::AtInput(s, Box::new(e)))
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(Prepared {
+            mats,
+            facs,
+            bounds,
+            shared: is_shared,
+        })
     }
 
-    fn projection(&self, idx: &[usize]) -> AffineProjection {
-        AffineProjection::from_parts(
-            idx.iter()
-                .map(|&s| {
-                    let (c, f) = &self.cons[s];
-                    (c.clone(), f.clone().expect("factorised for HardNet-Aff"))
-                })
-                .collect(),
-        )
-        .with_margin(SAFETY_MARGIN)
+    fn a(&self, s: usize) -> &DMatrix<f64> {
+        &self.mats[if self.shared { 0 } else { s }]
+    }
+
+    fn projection(&self, idx: &[usize]) -> Result<AffineProjection, HardNetError> {
+        let bounds: Vec<_> = idx.iter().map(|&s| self.bounds[s].clone()).collect();
+        let p = if self.shared {
+            AffineProjection::shared_matrix(self.facs[0].clone(), bounds)?
+        } else {
+            AffineProjection::from_shared_parts(
+                idx.iter().map(|&s| self.facs[s].clone()).collect(),
+                bounds,
+            )
+        };
+        Ok(p.with_margin(SAFETY_MARGIN))
+    }
+
+    fn completion(&self) -> Result<Completion, HardNetError> {
+        if !self.shared {
+            return Err(HardNetError::Assumption(
+                "DC3 completion needs a constraint source with a shared matrix".into(),
+            ));
+        }
+        Completion::new(&self.mats[0], &self.bounds)
     }
 }
 
-/// Squared violation per sample and its gradient.
-fn violation(y: &DMatrix<f64>, cons: &[&AffineConstraint]) -> (f64, DMatrix<f64>) {
+/// Squared violation summed over the batch, and its gradient.
+fn violation(y: &DMatrix<f64>, idx: &[usize], prep: &Prepared) -> (f64, DMatrix<f64>) {
     let mut total = 0.0;
     let mut g = DMatrix::zeros(y.nrows(), y.ncols());
-    for (s, c) in cons.iter().enumerate() {
-        let ys = y.row(s).transpose();
-        let ay = &c.a * &ys;
-        let mut r = DVector::zeros(ay.len());
-        for i in 0..ay.len() {
-            r[i] = (ay[i] - c.upper[i]).max(0.0) - (c.lower[i] - ay[i]).max(0.0);
-        }
-        total += r.norm_squared();
-        let gs = c.a.transpose() * r * 2.0;
-        g.row_mut(s).copy_from(&gs.transpose());
+    for (r, &s) in idx.iter().enumerate() {
+        let a = prep.a(s);
+        let (lo, hi) = &prep.bounds[s];
+        let res = residual(a, lo, hi, &y.row(r).transpose());
+        total += res.norm_squared();
+        let gs = a.transpose() * res * 2.0;
+        g.row_mut(r).copy_from(&gs.transpose());
     }
     (total, g)
 }
 
+/// The state of one enforced batch, for its backward pass.
+enum Enforced {
+    Plain,
+    Aff(AffineProjection),
+    Cvx,
+    Dc3 {
+        corrections: Vec<Correction>,
+        /// Per sample: correction matrix is the reduced one (completion) or the full one.
+        reduced_bounds: Option<Vec<(DVector<f64>, DVector<f64>)>>,
+    },
+}
+
 fn enforce(
     method: Method,
+    dc3: (&Dc3Params, Option<&Completion>, bool),
     f: &DMatrix<f64>,
     idx: &[usize],
     prep: &Prepared,
-) -> Result<(DMatrix<f64>, Option<AffineProjection>), HardNetError> {
+) -> Result<(DMatrix<f64>, Enforced), HardNetError> {
     match method {
-        Method::Nn | Method::Soft => Ok((f.clone(), None)),
+        Method::Nn | Method::Soft => Ok((f.clone(), Enforced::Plain)),
         Method::HardNetAff => {
-            let p = prep.projection(idx);
-            Ok((p.forward(f)?, Some(p)))
+            let p = prep.projection(idx)?;
+            Ok((p.forward(f)?, Enforced::Aff(p)))
         }
         Method::HardNetCvx => {
             let mut out = f.clone();
             for (r, &s) in idx.iter().enumerate() {
-                let set = convex_set(&prep.cons[s].0);
+                let set = convex_set(prep.a(s), &prep.bounds[s]);
                 let p = set.project(&f.row(r).transpose())?;
                 out.row_mut(r).copy_from(&p.z.transpose());
             }
-            Ok((out, None))
+            Ok((out, Enforced::Cvx))
+        }
+        Method::Dc3 => {
+            let (params, completion, training) = dc3;
+            let steps = if training {
+                params.train_steps
+            } else {
+                params.test_steps
+            };
+            let mut corrections = Vec::with_capacity(idx.len());
+            match completion {
+                None => {
+                    let mut out = f.clone();
+                    for (r, &s) in idx.iter().enumerate() {
+                        let (lo, hi) = &prep.bounds[s];
+                        let c = correct(
+                            prep.a(s),
+                            lo,
+                            hi,
+                            f.row(r).transpose(),
+                            params,
+                            steps,
+                            !training,
+                        );
+                        let w = c.output();
+                        out.row_mut(r).copy_from(&w.transpose());
+                        corrections.push(c);
+                    }
+                    Ok((
+                        out,
+                        Enforced::Dc3 {
+                            corrections,
+                            reduced_bounds: None,
+                        },
+                    ))
+                }
+                Some(comp) => {
+                    let bounds: Vec<_> = idx.iter().map(|&s| &prep.bounds[s]).collect();
+                    let d = comp.rhs(&bounds)?;
+                    let mut z = f.clone();
+                    let mut rb = Vec::with_capacity(idx.len());
+                    for (r, b) in bounds.iter().enumerate() {
+                        let (lo, hi) = comp.reduced_bounds(&d.row(r).transpose(), b);
+                        let c = correct(
+                            &comp.reduced,
+                            &lo,
+                            &hi,
+                            f.row(r).transpose(),
+                            params,
+                            steps,
+                            !training,
+                        );
+                        let w = c.output();
+                        z.row_mut(r).copy_from(&w.transpose());
+                        corrections.push(c);
+                        rb.push((lo, hi));
+                    }
+                    Ok((
+                        comp.partition.complete(&z, &d),
+                        Enforced::Dc3 {
+                            corrections,
+                            reduced_bounds: Some(rb),
+                        },
+                    ))
+                }
+            }
         }
     }
 }
 
-/// Trains a model on inputs `x` and targets `y` (rows are samples).
+/// `∂L/∂f` from `∂L/∂y` through the enforcement.
+fn enforce_backward(
+    state: &Enforced,
+    dc3: (&Dc3Params, Option<&Completion>),
+    f: &DMatrix<f64>,
+    g: DMatrix<f64>,
+    idx: &[usize],
+    prep: &Prepared,
+) -> Result<DMatrix<f64>, HardNetError> {
+    match state {
+        Enforced::Plain => Ok(g),
+        Enforced::Aff(p) => p.backward(f, &g),
+        Enforced::Cvx => {
+            let mut out = g.clone();
+            for (r, &s) in idx.iter().enumerate() {
+                let set = convex_set(prep.a(s), &prep.bounds[s]);
+                let proj = set.project(&f.row(r).transpose())?;
+                let gs = set.backward(&proj, &g.row(r).transpose())?;
+                out.row_mut(r).copy_from(&gs.transpose());
+            }
+            Ok(out)
+        }
+        Enforced::Dc3 {
+            corrections,
+            reduced_bounds,
+        } => {
+            let (params, completion) = dc3;
+            let g = match completion {
+                Some(comp) => comp.partition.complete_backward(&g),
+                None => g,
+            };
+            let mut out = DMatrix::zeros(f.nrows(), f.ncols());
+            for (r, &s) in idx.iter().enumerate() {
+                let gs = g.row(r).transpose();
+                let gw = match (completion, reduced_bounds) {
+                    (Some(comp), Some(rb)) => correct_backward(
+                        &comp.reduced,
+                        &rb[r].0,
+                        &rb[r].1,
+                        &corrections[r],
+                        gs,
+                        params,
+                    ),
+                    _ => {
+                        let (lo, hi) = &prep.bounds[s];
+                        correct_backward(prep.a(s), lo, hi, &corrections[r], gs, params)
+                    }
+                };
+                out.row_mut(r).copy_from(&gw.transpose());
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Trains a model on inputs `x` and targets `y` (rows are samples) with the MSE loss.
 pub fn fit(
     params: &HardNetParams,
     x: &DMatrix<f64>,
     y: &DMatrix<f64>,
     src: &dyn ConstraintSource,
 ) -> Result<HardNetModel, HardNetError> {
+    if y.nrows() != x.nrows() {
+        return Err(HardNetError::Shape(format!(
+            "{} inputs, {} targets",
+            x.nrows(),
+            y.nrows()
+        )));
+    }
+    fit_objective(params, x, &Mse(y), y.ncols(), src)
+}
+
+/// Trains a model on inputs `x` (rows) for a task loss of its `n_out` enforced outputs.
+pub fn fit_objective(
+    params: &HardNetParams,
+    x: &DMatrix<f64>,
+    objective: &dyn Objective,
+    n_out: usize,
+    src: &dyn ConstraintSource,
+) -> Result<HardNetModel, HardNetError> {
     params.validate()?;
-    let n_out = y.ncols();
+    let prep = Prepared::new(x, src, n_out, params.method == Method::HardNetAff, None)?;
+    let completion = if params.method == Method::Dc3 && params.dc3.completion {
+        Some(Arc::new(prep.completion()?))
+    } else {
+        None
+    };
+    let net_out = completion.as_ref().map_or(n_out, |c| c.partition.n_free());
+    // As the reference: Kaiming-normal weights, PyTorch's default fan-in uniform biases.
     let mut b = MlpBuilder::new(x.ncols())
         .init(Init::HeNormal)
+        .fan_in_bias(true)
         .seed(params.seed);
     for &w in &params.hidden {
         b = b.hidden(w, Activation::Relu);
     }
     let mut net = b
-        .output(n_out, Activation::Identity)
+        .output(net_out, Activation::Identity)
         .build()
         .map_err(|e| HardNetError::Shape(e.to_string()))?;
-    let prep = Prepared::new(x, src, n_out, params.method == Method::HardNetAff)?;
     let mut opt = Adam::new(AdamParams {
         learning_rate: params.learning_rate,
         ..AdamParams::default()
@@ -295,38 +680,38 @@ pub fn fit(
     let mut train_time = Duration::ZERO;
     for epoch in 0..params.epochs {
         order.shuffle(&mut rng);
-        let warm = epoch < params.warm_epochs;
-        let method = if warm && matches!(params.method, Method::HardNetAff | Method::HardNetCvx) {
+        // Warm start: layers (and DC3's correction) off, penalty on. DC3 with completion
+        // keeps its completion (the network predicts the free part only).
+        let warm = epoch < params.warm_epochs && params.method.is_layer();
+        let method = if warm && completion.is_none() {
             Method::Soft
         } else {
             params.method
         };
-        let lambda = if method == Method::Nn {
+        let lambda = if params.method == Method::Nn {
             0.0
         } else {
             params.soft_weight
         };
+        let mut dc3 = params.dc3;
+        if warm {
+            dc3.train_steps = 0;
+        }
         let mut epoch_loss = 0.0;
         for idx in order.chunks(params.batch_size) {
             let t = Instant::now();
             let xb = x.select_rows(idx);
-            let yb = y.select_rows(idx);
             let trace = net
                 .trace(&xb)
                 .map_err(|e| HardNetError::Shape(e.to_string()))?;
             let f = trace.output().clone();
-            let (p, proj) = enforce(method, &f, idx, &prep)?;
+            let (p, state) = enforce(method, (&dc3, completion.as_deref(), true), &f, idx, &prep)?;
             let n = idx.len() as f64;
-            let diff = &p - &yb;
-            let cons: Vec<&AffineConstraint> = idx.iter().map(|&s| &prep.cons[s].0).collect();
-            let (v, gv) = violation(&p, &cons);
-            epoch_loss += diff.norm_squared() / (n * n_out as f64) * n + lambda * v / n * n;
-            let mut g = diff * (2.0 / (n * n_out as f64)) + gv * (lambda / n);
-            g = match (method, proj) {
-                (Method::HardNetAff, Some(pr)) => pr.backward(&f, &g)?,
-                (Method::HardNetCvx, _) => cvx_backward(&f, &p, &g, idx, &prep)?,
-                _ => g,
-            };
+            let (task, g_task) = objective.batch(idx, &p);
+            let (v, gv) = violation(&p, idx, &prep);
+            epoch_loss += (task + lambda * v / n) * n;
+            let g = g_task + gv * (lambda / n);
+            let g = enforce_backward(&state, (&dc3, completion.as_deref()), &f, g, idx, &prep)?;
             let (grads, _) = net
                 .backward(&trace, &g)
                 .map_err(|e| HardNetError::Shape(e.to_string()))?;
@@ -338,40 +723,55 @@ pub fn fit(
     Ok(HardNetModel {
         net,
         method: params.method,
+        dc3: params.dc3,
         train_time,
         losses,
+        completion,
+        factorised: if prep.shared {
+            prep.facs.first().cloned()
+        } else {
+            None
+        },
     })
 }
 
 /// The convex set of a constraint with its bounds shrunk for the QP's accuracy (1e-10) too.
-fn convex_set(c: &AffineConstraint) -> ConvexSet {
-    let (lower, upper) = c.shrunk(SAFETY_MARGIN.max(1e-8));
+fn convex_set(a: &DMatrix<f64>, (lo, hi): &(DVector<f64>, DVector<f64>)) -> ConvexSet {
+    let (lower, upper) = crate::affine::shrink_bounds(lo, hi, SAFETY_MARGIN.max(1e-8));
     ConvexSet {
-        a: c.a.clone(),
+        a: a.clone(),
         lower,
         upper,
         balls: vec![],
     }
 }
 
-fn cvx_backward(
-    f: &DMatrix<f64>,
-    _p: &DMatrix<f64>,
-    g: &DMatrix<f64>,
-    idx: &[usize],
-    prep: &Prepared,
-) -> Result<DMatrix<f64>, HardNetError> {
-    let mut out = g.clone();
-    for (r, &s) in idx.iter().enumerate() {
-        let set = convex_set(&prep.cons[s].0);
-        let proj = set.project(&f.row(r).transpose())?;
-        let gs = set.backward(&proj, &g.row(r).transpose())?;
-        out.row_mut(r).copy_from(&gs.transpose());
-    }
-    Ok(out)
-}
-
 impl HardNetModel {
+    /// Wraps a network trained elsewhere (e.g. through a simulator, as in safe control) with
+    /// an enforcement method. DC3 with completion needs [`fit_objective`].
+    pub fn from_network(
+        net: Mlp,
+        method: Method,
+        dc3: Dc3Params,
+        train_time: Duration,
+        losses: Vec<f64>,
+    ) -> Result<Self, HardNetError> {
+        if method == Method::Dc3 && dc3.completion {
+            return Err(HardNetError::Assumption(
+                "DC3 completion is set up by fit_objective".into(),
+            ));
+        }
+        Ok(HardNetModel {
+            net,
+            method,
+            dc3,
+            train_time,
+            losses,
+            completion: None,
+            factorised: None,
+        })
+    }
+
     /// Outputs for inputs `x` (rows), with the enforcement layer applied.
     pub fn predict(
         &self,
@@ -385,8 +785,24 @@ impl HardNetModel {
         if matches!(self.method, Method::Nn | Method::Soft) {
             return Ok(f);
         }
-        let prep = Prepared::new(x, src, f.ncols(), self.method == Method::HardNetAff)?;
+        let comp = self.completion.as_deref();
+        let n_out = comp.map_or(f.ncols(), |c| c.a.ncols());
+        let prep = Prepared::new(
+            x,
+            src,
+            n_out,
+            self.method == Method::HardNetAff,
+            self.factorised.as_ref(),
+        )?;
+        if let Some(c) = comp {
+            // `rhs` rejects inputs where a training equality row is not an equality.
+            if !prep.shared || prep.mats[0] != c.a {
+                return Err(HardNetError::Assumption(
+                    "DC3 completion: the constraint matrix differs from training".into(),
+                ));
+            }
+        }
         let idx: Vec<usize> = (0..x.nrows()).collect();
-        Ok(enforce(self.method, &f, &idx, &prep)?.0)
+        Ok(enforce(self.method, (&self.dc3, comp, false), &f, &idx, &prep)?.0)
     }
 }

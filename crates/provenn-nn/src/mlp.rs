@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 
 use nalgebra::{DMatrix, DMatrixViewMut, DVector, DVectorViewMut};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -625,6 +625,7 @@ pub struct MlpBuilder {
     layers: Vec<(usize, Activation)>,
     skip: Vec<usize>,
     init: Init,
+    fan_in_bias: bool,
     seed: u64,
 }
 
@@ -636,6 +637,7 @@ impl MlpBuilder {
             layers: Vec::new(),
             skip: Vec::new(),
             init: Init::default(),
+            fan_in_bias: false,
             seed: 0,
         }
     }
@@ -656,6 +658,13 @@ impl MlpBuilder {
     /// Weight initialisation.
     pub fn init(mut self, init: Init) -> Self {
         self.init = init;
+        self
+    }
+    /// Biases drawn from `U(±1/sqrt(fan_in))` (PyTorch's `nn.Linear` default) instead of 0.
+    /// With zero biases every first-layer ReLU of a 1-D input has its kink at 0, which makes
+    /// small 1-D regression problems fit badly.
+    pub fn fan_in_bias(mut self, on: bool) -> Self {
+        self.fan_in_bias = on;
         self
     }
     /// Seed of the initialisation RNG.
@@ -684,7 +693,13 @@ impl MlpBuilder {
             let w = DMatrix::from_fn(width, fan_in, |_, _| {
                 self.init.sample(fan_in, width, &mut rng)
             });
-            layers.push(Dense::new(w, DVector::zeros(width), act)?);
+            let b = if self.fan_in_bias {
+                let k = 1.0 / (fan_in as f64).sqrt();
+                DVector::from_fn(width, |_, _| rng.gen_range(-k..=k))
+            } else {
+                DVector::zeros(width)
+            };
+            layers.push(Dense::new(w, b, act)?);
             prev = width;
         }
         Mlp::from_layers(self.n_inputs, layers, self.skip)
