@@ -1,4 +1,4 @@
-//! ONNX import of fully-connected networks.
+//! ONNX import and export of fully-connected networks.
 //!
 //! Reads the graph with `onnx-protobuf` (Rust types generated from the official `onnx.proto`
 //! with rust-protobuf 3: pure Rust, no `protoc` at build time, no C++ runtime) and folds the
@@ -6,14 +6,16 @@
 //!
 //! * `MatMul`, `Gemm` (with `alpha`, `beta`, `transA = 0`, `transB`), `Add`/`Sub`/`Mul`/`Div`
 //!   by constants — composed into the pending affine map;
-//! * `Relu` — closes a dense layer;
+//! * `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh` — close a dense layer;
 //! * `Flatten`, `Reshape`, `Identity`, `Squeeze`, `Unsqueeze` — no-ops on a flat vector;
 //! * initializers that are also listed as graph inputs (older exporters) are constants.
 //!
 //! Input normalisation (`Sub`/`Div` before the first `MatMul`) is folded into the first layer
 //! and output scaling into the last: exact in real arithmetic, within rounding in `f64`. Any
 //! other operator is an error naming it and its node. [`evaluate_graph`] interprets the graph
-//! node by node — an independent path used to check an import.
+//! node by node — an independent path used to check an import. [`export_onnx`] writes a
+//! network as `MatMul`/`Add`/activation nodes with `double` tensors, so that importing the
+//! export gives back the same weights bit for bit (a `LeakyRelu` slope is an ONNX `float`).
 use std::collections::HashMap;
 
 use nalgebra::{DMatrix, DVector};
@@ -330,9 +332,15 @@ pub fn import_onnx(bytes: &[u8]) -> Result<Mlp, OnnxError> {
                 width = w.nrows();
                 pending = true;
             }
-            "Relu" => {
-                let layer = Dense::new(w.clone(), b.clone(), Activation::Relu)
-                    .map_err(|e| structure(e.to_string()))?;
+            "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" => {
+                let act = match n.op_type.as_str() {
+                    "Relu" => Activation::Relu,
+                    "LeakyRelu" => Activation::LeakyRelu(attr_f(n, "alpha", 0.01)),
+                    "Sigmoid" => Activation::Sigmoid,
+                    _ => Activation::Tanh,
+                };
+                let layer = Dense::new(w.clone(), b.clone(), act)
+                    .map_err(|e| structure(format!("node `{}`: {e}", n.name)))?;
                 layers.push(layer);
                 w = DMatrix::identity(width, width);
                 b = DVector::zeros(width);
@@ -398,6 +406,14 @@ pub fn evaluate_graph(bytes: &[u8], x: &[f64]) -> Result<Vec<f64>, OnnxError> {
             "Mul" => bin(|p, q| p * q)?,
             "Div" => bin(|p, q| p / q)?,
             "Relu" => a.iter().map(|v| v.max(0.0)).collect(),
+            "LeakyRelu" => {
+                let alpha = attr_f(n, "alpha", 0.01);
+                a.iter()
+                    .map(|&v| if v >= 0.0 { v } else { alpha * v })
+                    .collect()
+            }
+            "Sigmoid" => a.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
+            "Tanh" => a.iter().map(|v| v.tanh()).collect(),
             "MatMul" | "Gemm" => {
                 let t = consts
                     .get(&n.input[1])
@@ -450,9 +466,153 @@ pub fn evaluate_graph(bytes: &[u8], x: &[f64]) -> Result<Vec<f64>, OnnxError> {
                 })
             }
         };
-        last = n.output[0].clone();
+        last = n
+            .output
+            .first()
+            .cloned()
+            .ok_or_else(|| structure(format!("node `{}` has no output", n.name)))?;
         vals.insert(last.clone(), out);
     }
     vals.remove(&last)
         .ok_or_else(|| structure("the graph computes nothing"))
+}
+
+/// Exports a network as an ONNX model (opset 13; input `x` of shape `[N, n_inputs]`, output
+/// `y`; weights and biases as `double` tensors). Networks with skip features are not
+/// expressible in the operator set the importer reads and give an error.
+pub fn export_onnx(net: &Mlp) -> Result<Vec<u8>, OnnxError> {
+    use onnx_protobuf::{
+        attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto,
+        OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+    if !net.skip_features().is_empty() {
+        return Err(OnnxError::Unsupported {
+            op: "skip features (the last layer reading inputs directly)".into(),
+            node: "export".into(),
+        });
+    }
+    const DOUBLE: i32 = 11;
+    let value_info = |name: &str, width: usize| {
+        let mut shape = TensorShapeProto::new();
+        let mut batch = tensor_shape_proto::Dimension::new();
+        batch.value = Some(tensor_shape_proto::dimension::Value::DimParam("N".into()));
+        let mut w = tensor_shape_proto::Dimension::new();
+        w.value = Some(tensor_shape_proto::dimension::Value::DimValue(width as i64));
+        shape.dim = vec![batch, w];
+        let mut t = type_proto::Tensor::new();
+        t.elem_type = DOUBLE;
+        t.shape = Some(shape).into();
+        let mut ty = TypeProto::new();
+        ty.value = Some(type_proto::Value::TensorType(t));
+        let mut v = ValueInfoProto::new();
+        v.name = name.into();
+        v.type_ = Some(ty).into();
+        v
+    };
+    let tensor = |name: String, dims: Vec<i64>, data: Vec<f64>| {
+        let mut t = TensorProto::new();
+        t.name = name;
+        t.dims = dims;
+        t.data_type = DOUBLE;
+        t.double_data = data;
+        t
+    };
+    let node = |op: &str, name: String, inputs: Vec<String>, output: String| {
+        let mut n = NodeProto::new();
+        n.op_type = op.into();
+        n.name = name;
+        n.input = inputs;
+        n.output = vec![output];
+        n
+    };
+    let mut g = GraphProto::new();
+    g.name = "provenn".into();
+    g.input.push(value_info("x", net.n_inputs()));
+    g.output.push(value_info("y", net.n_outputs()));
+    let mut current = "x".to_string();
+    let last = net.layers().len() - 1;
+    for (l, layer) in net.layers().iter().enumerate() {
+        let w = layer.weights(); // out × in
+        let (out, inp) = w.shape();
+        // MatMul(v, Wᵀ): the initializer is `in × out`, row-major.
+        let wt: Vec<f64> = (0..inp)
+            .flat_map(|i| (0..out).map(move |o| (i, o)))
+            .map(|(i, o)| w[(o, i)])
+            .collect();
+        g.initializer
+            .push(tensor(format!("W{l}"), vec![inp as i64, out as i64], wt));
+        g.initializer.push(tensor(
+            format!("b{l}"),
+            vec![out as i64],
+            layer.bias().iter().copied().collect(),
+        ));
+        let is_last_affine = l == last && layer.activation() == Activation::Identity;
+        let z = if is_last_affine {
+            "y".to_string()
+        } else {
+            format!("z{l}")
+        };
+        g.node.push(node(
+            "MatMul",
+            format!("matmul{l}"),
+            vec![current.clone(), format!("W{l}")],
+            format!("m{l}"),
+        ));
+        g.node.push(node(
+            "Add",
+            format!("add{l}"),
+            vec![format!("m{l}"), format!("b{l}")],
+            z.clone(),
+        ));
+        current = z;
+        let op = match layer.activation() {
+            Activation::Identity => None,
+            Activation::Relu => Some(("Relu", None)),
+            Activation::LeakyRelu(a) => Some(("LeakyRelu", Some(a))),
+            Activation::Sigmoid => Some(("Sigmoid", None)),
+            Activation::Tanh => Some(("Tanh", None)),
+        };
+        if let Some((op, alpha)) = op {
+            let out_name = if l == last {
+                "y".to_string()
+            } else {
+                format!("h{l}")
+            };
+            let mut n = node(
+                op,
+                format!("act{l}"),
+                vec![current.clone()],
+                out_name.clone(),
+            );
+            if let Some(a) = alpha {
+                let mut at = AttributeProto::new();
+                at.name = "alpha".into();
+                at.type_ = AttributeType::FLOAT.into();
+                at.f = a as f32;
+                n.attribute.push(at);
+            }
+            g.node.push(n);
+            current = out_name;
+        } else if l != last {
+            // An identity hidden layer: name its output for the next MatMul.
+            let out_name = format!("h{l}");
+            g.node.push(node(
+                "Identity",
+                format!("id{l}"),
+                vec![current.clone()],
+                out_name.clone(),
+            ));
+            current = out_name;
+        }
+    }
+    let mut m = ModelProto::new();
+    m.ir_version = 8;
+    m.producer_name = "provenn".into();
+    m.producer_version = env!("CARGO_PKG_VERSION").into();
+    let mut opset = OperatorSetIdProto::new();
+    opset.version = 13;
+    m.opset_import.push(opset);
+    m.graph = Some(g).into();
+    m.write_to_bytes()
+        .map_err(|e| OnnxError::Decode(format!("encoding: {e}")))
 }
