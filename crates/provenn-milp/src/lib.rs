@@ -49,6 +49,7 @@ mod formula;
 pub mod metrics;
 pub mod model;
 pub mod tighten;
+pub mod verify;
 
 pub use backend::{default_backend, Backend, SolveOptions, SolveOutcome, SolveStatus};
 pub use certify::{Certificate, CertifyOptions, CertifyReport, ConstraintCertifier, Witness};
@@ -60,6 +61,7 @@ pub use explain::{
 pub use metrics::{adversity_index, constraint_accuracy, AdversityIndex};
 pub use model::{Milp, Sense, VarId};
 pub use tighten::{global_bounds, propagated_bounds, TightenedBounds, Tightening};
+pub use verify::{PropertyVerifier, Verdict, VerifyOptions, VerifyReport};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -46,6 +46,32 @@ enum Command {
     /// Certify constraints on a ReLU network over their whole domain with MILP: prints
     /// `certified`, `violated` (with a witness re-checked in f64) or `unknown`.
     Certify(CertifyArgs),
+    /// Decide a VNN-LIB property of an ONNX network (VNN-COMP's question): prints `sat` with
+    /// a witness re-validated in f64, `unsat`, or `unknown`, in VNN-COMP's result format; or
+    /// runs a whole benchmark with `--batch instances.csv`.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Network (`.onnx`, `.nnet`, or provenn's binary format).
+    #[arg(long, required_unless_present = "batch")]
+    onnx: Option<PathBuf>,
+    /// Property (VNN-LIB).
+    #[arg(long, required_unless_present = "batch")]
+    vnnlib: Option<PathBuf>,
+    /// Time limit in seconds (per instance; `--batch` uses each row's own limit).
+    #[arg(long, default_value_t = 300.0)]
+    timeout: f64,
+    /// A benchmark's `instances.csv` (`onnx,vnnlib,timeout` per row, paths relative to it).
+    #[arg(long, conflicts_with_all = ["onnx", "vnnlib"])]
+    batch: Option<PathBuf>,
+    /// Where `--batch` writes its results CSV.
+    #[arg(long, default_value = "results.csv")]
+    results: PathBuf,
+    /// Also write the single answer (VNN-COMP result file) here.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -162,6 +188,14 @@ enum NnCmd {
         /// Network file written by `provenn nn train --out`.
         file: PathBuf,
     },
+    /// Write a network (provenn format, `.onnx` or `.nnet`) as ONNX.
+    Export {
+        /// Network to read.
+        file: PathBuf,
+        /// ONNX file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -221,6 +255,14 @@ fn main() -> Result<()> {
         } => check_constraint(&file, &dataset, &data),
         Command::Explain(a) => explain(a),
         Command::Certify(a) => certify(a),
+        Command::Verify(a) => verify(a),
+        Command::Nn(NnCmd::Export { file, out }) => {
+            let net = load_network(&file)?;
+            let bytes = provenn::nn::onnx::export_onnx(&net)?;
+            std::fs::write(&out, bytes).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
         Command::Nn(NnCmd::Describe { file }) => {
             let net = load_network(&file)?;
             println!("{}", net.summary());
@@ -639,6 +681,94 @@ fn certify(a: CertifyArgs) -> Result<()> {
     if any_violated {
         std::process::exit(2);
     }
+    Ok(())
+}
+
+fn verify(a: VerifyArgs) -> Result<()> {
+    use provenn::dsl::vnnlib::read_vnnlib;
+    use provenn::milp::{PropertyVerifier, VerifyOptions};
+    use std::time::Duration;
+    let run = |net: &std::path::Path, prop: &std::path::Path, timeout: f64| -> Result<_> {
+        let model = load_network(net)?;
+        let text =
+            std::fs::read_to_string(prop).with_context(|| format!("reading {}", prop.display()))?;
+        let p = read_vnnlib(&text).map_err(|e| anyhow::anyhow!("{}:{e}", prop.display()))?;
+        let verifier = PropertyVerifier::new(VerifyOptions {
+            time_limit: Duration::from_secs_f64(timeout),
+            ..VerifyOptions::default()
+        })?;
+        Ok(verifier.verify(&model, &p)?)
+    };
+    if let Some(csv) = &a.batch {
+        let base = csv.parent().unwrap_or(std::path::Path::new("."));
+        let text =
+            std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
+        let rows: Vec<Vec<String>> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split(',').map(|f| f.trim().to_string()).collect())
+            .collect();
+        if let Some(bad) = rows.iter().find(|r| r.len() != 3) {
+            anyhow::bail!(
+                "{}: expected `onnx,vnnlib,timeout`, got {bad:?}",
+                csv.display()
+            );
+        }
+        let bar = ProgressBar::new(rows.len() as u64);
+        bar.set_style(ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} {msg} [{elapsed}]",
+        )?);
+        let mut out = String::from("onnx,vnnlib,result,time_s\n");
+        let mut counts = [0usize; 3];
+        for r in &rows {
+            let timeout: f64 = r[2]
+                .parse()
+                .with_context(|| format!("timeout `{}`", r[2]))?;
+            let rep = run(&base.join(&r[0]), &base.join(&r[1]), timeout)?;
+            let w = rep.verdict.word();
+            counts[match w {
+                "sat" => 0,
+                "unsat" => 1,
+                _ => 2,
+            }] += 1;
+            out.push_str(&format!(
+                "{},{},{w},{:.3}\n",
+                r[0],
+                r[1],
+                rep.time.as_secs_f64()
+            ));
+            bar.set_message(format!(
+                "sat {} unsat {} unknown {}",
+                counts[0], counts[1], counts[2]
+            ));
+            bar.inc(1);
+        }
+        bar.finish();
+        std::fs::write(&a.results, out)
+            .with_context(|| format!("writing {}", a.results.display()))?;
+        println!(
+            "sat {} unsat {} unknown {} — results in {}",
+            counts[0],
+            counts[1],
+            counts[2],
+            a.results.display()
+        );
+        return Ok(());
+    }
+    let (net, prop) = (
+        a.onnx.as_deref().expect("required without --batch"),
+        a.vnnlib.as_deref().expect("required without --batch"),
+    );
+    let rep = run(net, prop, a.timeout)?;
+    let text = rep.verdict.vnncomp();
+    print!("{text}");
+    if let Some(path) = &a.out {
+        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "{} nodes, {} MILP leaves, {:.2?}",
+        rep.nodes, rep.milp_leaves, rep.time
+    );
     Ok(())
 }
 
