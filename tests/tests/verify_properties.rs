@@ -96,6 +96,7 @@ proptest! {
             time_limit: Duration::from_secs(30),
             milp_depth: 12,
             attack_restarts: if rng.gen_bool(0.5) { 0 } else { 10 },
+            lookahead: rng.gen_bool(0.5),
             ..VerifyOptions::default()
         }).unwrap();
         let r = verifier.verify(&net, &prop).unwrap();

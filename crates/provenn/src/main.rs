@@ -72,6 +72,13 @@ struct VerifyArgs {
     /// Also write the single answer (VNN-COMP result file) here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Branch-and-bound nodes at this depth go to the MILP instead of being split.
+    #[arg(long, default_value_t = 40)]
+    milp_depth: usize,
+    /// Choose splits by bounding both halves of every candidate input (fewer nodes, more time
+    /// per node) instead of by the gradient rule.
+    #[arg(long)]
+    lookahead_split: bool,
 }
 
 #[derive(Args)]
@@ -695,6 +702,8 @@ fn verify(a: VerifyArgs) -> Result<()> {
         let p = read_vnnlib(&text).map_err(|e| anyhow::anyhow!("{}:{e}", prop.display()))?;
         let verifier = PropertyVerifier::new(VerifyOptions {
             time_limit: Duration::from_secs_f64(timeout),
+            milp_depth: a.milp_depth,
+            lookahead: a.lookahead_split,
             ..VerifyOptions::default()
         })?;
         Ok(verifier.verify(&model, &p)?)
@@ -764,6 +773,9 @@ fn verify(a: VerifyArgs) -> Result<()> {
     print!("{text}");
     if let Some(path) = &a.out {
         std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let provenn::milp::Verdict::Unknown { reason } = &rep.verdict {
+        eprintln!("unknown: {reason}");
     }
     eprintln!(
         "{} nodes, {} MILP leaves, {:.2?}",

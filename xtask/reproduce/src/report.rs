@@ -30,21 +30,13 @@ pub struct ReproduceArgs {
     /// Output directory (default: target/reproduce, or target/reproduce-smoke for --smoke).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// At most this many seeds for experiments that repeat over seeds (e.g. `--full
+    /// --seeds 1` for the papers' protocols once each).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: Option<u64>,
 }
 
 impl ReproduceArgs {
-    /// The smoke run `cargo xtask test` performs.
-    pub fn smoke() -> Self {
-        ReproduceArgs {
-            quick: false,
-            full: false,
-            smoke: true,
-            only: vec![],
-            data: None,
-            out: None,
-        }
-    }
-
     fn mode(&self) -> Mode {
         if self.full {
             Mode::Full
@@ -102,6 +94,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         mode,
         data: data.clone(),
         out: out.clone(),
+        max_seeds: args.seeds.map(|n| n as usize),
     };
     let started = Instant::now();
     let mut summary = Vec::new();

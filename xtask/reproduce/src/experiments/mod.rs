@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use provenn::DataDir;
 
+mod acasxu_vnncomp;
 mod bounds_tightness;
+mod cbf;
+mod hardnet_opt;
 mod hardnet_pwc;
 mod nn_sanity;
 mod xai_table1;
@@ -28,6 +31,16 @@ pub struct Ctx {
     pub data: DataDir,
     /// Where plots go (REPORT.md links them relatively).
     pub out: PathBuf,
+    /// `--seeds`: cap on repetitions over seeds.
+    pub max_seeds: Option<usize>,
+}
+
+impl Ctx {
+    /// The number of seeds to run when the protocol asks for `protocol`.
+    pub fn seeds(&self, protocol: usize) -> usize {
+        self.max_seeds
+            .map_or(protocol, |m| m.clamp(1, protocol.max(1)))
+    }
 }
 
 /// One reproducible experiment.
@@ -57,5 +70,8 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(hardnet_pwc::HardnetPwc {
             variant: hardnet_pwc::Variant::PwcBox,
         }),
+        Box::new(hardnet_opt::HardnetOpt),
+        Box::new(cbf::HardnetCbf),
+        Box::new(acasxu_vnncomp::AcasxuVnncomp),
     ]
 }
