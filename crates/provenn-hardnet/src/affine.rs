@@ -210,17 +210,14 @@ impl AffineProjection {
             .into_iter()
             .map(|(c, f)| (Arc::new((c.a, f)), (c.lower, c.upper)))
             .unzip();
-        AffineProjection {
-            mats,
-            bounds,
-            shared_mat: false,
-            shared_bounds: false,
-            margin: 0.0,
-        }
+        Self::from_shared_parts(mats, bounds)
     }
 
     /// One factorised matrix and one pair of bounds per sample (matrices may be shared
     /// between samples).
+    ///
+    /// # Panics
+    /// When `mats` and `bounds` differ in length (a caller's bug, not a data error).
     pub fn from_shared_parts(
         mats: Vec<SharedMatrix>,
         bounds: Vec<(DVector<f64>, DVector<f64>)>,
