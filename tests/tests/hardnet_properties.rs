@@ -480,3 +480,57 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// `HardNetModel::enforced_network` is the HardNet-Aff model as a plain ReLU network: on
+    /// random networks, constraints (one-sided, two-sided, equality rows, ill-conditioned) and
+    /// inputs it agrees with `predict` to rounding, and refuses what it cannot represent.
+    #[test]
+    fn enforced_network_equals_the_layer(seed in any::<u64>()) {
+        use provenn_hardnet::train::{FnConstraint, HardNetModel, Method};
+        use provenn_hardnet::Dc3Params;
+        use provenn_nn::{Activation, MlpBuilder};
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n_in = rng.gen_range(1..=4);
+        let n_out = rng.gen_range(1..=6);
+        let n_c = rng.gen_range(1..=n_out);
+        let mut b = MlpBuilder::new(n_in);
+        for _ in 0..rng.gen_range(0..=2) {
+            b = b.hidden(rng.gen_range(1..=8), Activation::Relu);
+        }
+        let net = b.output(n_out, Activation::Identity).seed(seed).build().unwrap();
+        let model = HardNetModel::from_network(net.clone(), Method::HardNetAff, Dc3Params::default(), Default::default(), vec![]).unwrap();
+        let cond = 10f64.powf(rng.gen_range(0.0..4.0));
+        let a = random_a(&mut rng, n_c, n_out, cond);
+        let x0 = DVector::from_fn(n_in, |_, _| rng.gen_range(-1.0..1.0));
+        let f0 = net.forward(&x0).unwrap();
+        let (lower, upper) = random_bounds(&mut rng, &(&a * &f0));
+        let c = AffineConstraint { a, lower, upper };
+        // Either form of the pass-through: two ReLUs, or one shifted by the bound over a box
+        // (then only valid inside it, where the inputs are drawn).
+        let boxed = rng.gen_bool(0.5);
+        let (lo, hi): (Vec<f64>, Vec<f64>) = (0..n_in).map(|_| {
+            let l = rng.gen_range(-2.0..1.0);
+            (l, l + rng.gen_range(0.0..1.0))
+        }).unzip();
+        let bx = provenn_bounds::InputBox::new(lo.clone(), hi.clone()).unwrap();
+        let relu = model.enforced_network(&c, boxed.then_some(&bx)).unwrap();
+        if boxed {
+            prop_assert!(relu.layers()[relu.layers().len() - 2].outputs() < 2 * n_out + 2 * n_c);
+        }
+        let src = FnConstraint(|_: &[f64]| Ok(c.clone()));
+        for _ in 0..10 {
+            let x = DVector::from_fn(n_in, |j, _| if boxed { rng.gen_range(lo[j]..=hi[j]) } else { rng.gen_range(-2.0..2.0) });
+            let y = model.predict(&DMatrix::from_row_slice(1, n_in, x.as_slice()), &src).unwrap();
+            let z = relu.forward(&x).unwrap();
+            let scale = 1.0 + y.amax() + net.forward(&x).unwrap().amax();
+            for k in 0..n_out {
+                prop_assert!((y[(0, k)] - z[k]).abs() <= 1e-9 * scale, "output {k}: {} vs {}", y[(0, k)], z[k]);
+            }
+        }
+        let nn = HardNetModel::from_network(net, Method::Nn, Dc3Params::default(), Default::default(), vec![]).unwrap();
+        prop_assert!(nn.enforced_network(&c, None).is_err());
+    }
+}

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nalgebra::{DMatrix, DVector};
+use provenn_bounds::{BoundPropagator, CrownBounds, InputBox};
 use provenn_dsl::ir::Constraint;
 use provenn_nn::optim::{Adam, AdamParams, Optimizer};
-use provenn_nn::{Activation, Init, Mlp, MlpBuilder};
+use provenn_nn::{Activation, Dense, Init, Mlp, MlpBuilder};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -770,6 +771,117 @@ impl HardNetModel {
             completion: None,
             factorised: None,
         })
+    }
+
+    /// The HardNet-Aff model on the inputs where the constraint is `c`, as one ReLU network:
+    /// `P(f) = f + A⁺[ReLU(b_l − A f) − ReLU(A f − b_u)]` with the bounds shrunk by
+    /// [`SAFETY_MARGIN`] as in [`HardNetModel::predict`]. The pass-through `f` is written
+    /// `ReLU(f) − ReLU(−f)`, or, given an input box `on`, `ReLU(f − L) + L` with `L` CROWN's
+    /// lower bound of `f` over it — always-active ReLUs that bound propagation treats exactly.
+    /// The result equals the model in real arithmetic wherever `A(x) = A` and `b(x) = b` (and,
+    /// with `on`, inside that box), so a verifier for ReLU networks can reason about the
+    /// enforced model region by region. Needs a HardNet-Aff model whose network has a linear
+    /// last layer and no skip features.
+    ///
+    /// ```
+    /// use nalgebra::{DMatrix, DVector};
+    /// use provenn_hardnet::{AffineConstraint, Dc3Params};
+    /// use provenn_hardnet::train::{FnConstraint, HardNetModel, Method};
+    /// use provenn_nn::{Activation, MlpBuilder};
+    ///
+    /// let net = MlpBuilder::new(2).hidden(4, Activation::Relu).output(2, Activation::Identity)
+    ///     .seed(1).build().unwrap();
+    /// let model = HardNetModel::from_network(net, Method::HardNetAff, Dc3Params::default(),
+    ///     Default::default(), vec![]).unwrap();
+    /// // y0 + y1 ≤ 0.1 everywhere.
+    /// let c = AffineConstraint { a: DMatrix::from_row_slice(1, 2, &[1.0, 1.0]),
+    ///     lower: DVector::from_element(1, f64::NEG_INFINITY), upper: DVector::from_element(1, 0.1) };
+    /// let relu = model.enforced_network(&c, None).unwrap();
+    /// let src = FnConstraint(|_: &[f64]| Ok(c.clone()));
+    /// let x = DMatrix::from_row_slice(1, 2, &[0.3, -0.7]);
+    /// let y = model.predict(&x, &src).unwrap();
+    /// let z = relu.forward(&DVector::from_row_slice(&[0.3, -0.7])).unwrap();
+    /// assert!((y[(0, 0)] - z[0]).abs() < 1e-12 && (y[(0, 1)] - z[1]).abs() < 1e-12);
+    /// ```
+    pub fn enforced_network(
+        &self,
+        c: &AffineConstraint,
+        on: Option<&InputBox>,
+    ) -> Result<Mlp, HardNetError> {
+        if self.method != Method::HardNetAff {
+            return Err(HardNetError::Assumption(format!(
+                "a {} model has no closed-form ReLU form",
+                self.method.name()
+            )));
+        }
+        if !self.net.skip_features().is_empty() {
+            return Err(HardNetError::Assumption(
+                "networks with skip features (they feed the last layer)".into(),
+            ));
+        }
+        let n_out = self.net.n_outputs();
+        c.validate(n_out)?;
+        let layers = self.net.layers();
+        let last = &layers[layers.len() - 1];
+        if last.activation() != Activation::Identity {
+            return Err(HardNetError::Assumption(
+                "the network's last layer is not linear".into(),
+            ));
+        }
+        let factor = crate::affine::Factorised::new(&c.a)?;
+        let (lo, hi) = c.shrunk(SAFETY_MARGIN);
+        let (w, b) = (last.weights(), last.bias());
+        let floor: Vec<f64> = match on {
+            Some(bx) => CrownBounds
+                .bounds(&self.net, bx, None)
+                .map_err(|e| HardNetError::Shape(e.to_string()))?
+                .output()
+                .lower
+                .clone(),
+            None => vec![f64::NEG_INFINITY; n_out],
+        };
+        // Hidden units (row of the pre-activation map, bias) and the output column each feeds.
+        let mut units: Vec<(DVector<f64>, f64, DVector<f64>)> = Vec::new();
+        let mut out_bias = DVector::zeros(n_out);
+        for k in 0..n_out {
+            let wk = w.row(k).transpose();
+            let ek = DVector::from_fn(n_out, |i, _| if i == k { 1.0 } else { 0.0 });
+            if floor[k].is_finite() {
+                units.push((wk, b[k] - floor[k], ek));
+                out_bias[k] = floor[k];
+            } else {
+                units.push((wk.clone(), b[k], ek.clone()));
+                units.push((-wk, -b[k], -ek));
+            }
+        }
+        let aw = &c.a * w;
+        let ab = &c.a * b;
+        for i in 0..c.a.nrows() {
+            let mut e = DVector::zeros(c.a.nrows());
+            e[i] = 1.0;
+            let col = factor.pinv_mul(&e);
+            let r = aw.row(i).transpose();
+            if hi[i].is_finite() {
+                units.push((r.clone(), ab[i] - hi[i], -&col));
+            }
+            if lo[i].is_finite() {
+                units.push((-r, lo[i] - ab[i], col));
+            }
+        }
+        let width = units.len();
+        let mut hw = DMatrix::zeros(width, w.ncols());
+        let mut hb = DVector::zeros(width);
+        let mut ow = DMatrix::zeros(n_out, width);
+        for (j, (r, bias, col)) in units.into_iter().enumerate() {
+            hw.row_mut(j).copy_from(&r.transpose());
+            hb[j] = bias;
+            ow.column_mut(j).copy_from(&col);
+        }
+        let shape = |e: provenn_nn::NnError| HardNetError::Shape(e.to_string());
+        let mut out: Vec<Dense> = layers[..layers.len() - 1].to_vec();
+        out.push(Dense::new(hw, hb, Activation::Relu).map_err(shape)?);
+        out.push(Dense::new(ow, out_bias, Activation::Identity).map_err(shape)?);
+        Mlp::from_layers(self.net.n_inputs(), out, vec![]).map_err(shape)
     }
 
     /// Outputs for inputs `x` (rows), with the enforcement layer applied.

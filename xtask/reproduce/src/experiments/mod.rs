@@ -7,6 +7,7 @@ use provenn::DataDir;
 mod acasxu_vnncomp;
 mod bounds_tightness;
 mod cbf;
+mod hardnet_acas;
 mod hardnet_opt;
 mod hardnet_pwc;
 mod nn_sanity;
@@ -73,5 +74,6 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(hardnet_opt::HardnetOpt),
         Box::new(cbf::HardnetCbf),
         Box::new(acasxu_vnncomp::AcasxuVnncomp),
+        Box::new(hardnet_acas::HardnetAcas),
     ]
 }
