@@ -256,8 +256,8 @@ impl Experiment for HardnetAcas {
         ];
         let (n_train, n_test, epochs, limit) = match ctx.mode {
             Mode::Smoke => (400, 200, 2, Duration::from_secs(5)),
-            Mode::Quick => (8000, 4000, 30, Duration::from_secs(116)),
-            Mode::Full => (40_000, 10_000, 100, Duration::from_secs(116)),
+            Mode::Quick => (8000, 4000, 200, Duration::from_secs(116)),
+            Mode::Full => (40_000, 10_000, 500, Duration::from_secs(116)),
         };
         let milp_depth = 40;
         let mut rng = ChaCha8Rng::seed_from_u64(2024);
