@@ -155,7 +155,12 @@ fn verify(
     milp_depth: usize,
 ) -> Result<(String, Duration)> {
     let start = Instant::now();
-    let regions: Vec<&Vec<(f64, f64)>> = props.iter().flat_map(|q| &q.spec.input_boxes).collect();
+    // The plain student is one network everywhere: its boxes need no cells.
+    let regions: Vec<&Vec<(f64, f64)>> = if model.method == Method::HardNetAff {
+        props.iter().flat_map(|q| &q.spec.input_boxes).collect()
+    } else {
+        Vec::new()
+    };
     let src = FnConstraint(|x: &[f64]| constraint_at(props, x));
     let mut unknown = None;
     for bx in &p.spec.input_boxes {
