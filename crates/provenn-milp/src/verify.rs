@@ -220,6 +220,19 @@ fn dnf(f: &Formula, n_in: usize, n_out: usize) -> Result<Vec<Disjunct>, MilpErro
     })
 }
 
+/// The lower and upper halves of `bx` cut at the midpoint of input `j`.
+fn bisect(bx: &InputBox, j: usize) -> Option<(InputBox, InputBox)> {
+    let (lo, hi) = (bx.lower(), bx.upper());
+    let mid = 0.5 * (lo[j] + hi[j]);
+    let (mut u1, mut l2) = (hi.to_vec(), lo.to_vec());
+    u1[j] = mid;
+    l2[j] = mid;
+    Some((
+        InputBox::new(lo.to_vec(), u1).ok()?,
+        InputBox::new(l2, hi.to_vec()).ok()?,
+    ))
+}
+
 /// Decides VNN-LIB properties of ReLU networks.
 pub struct PropertyVerifier {
     options: VerifyOptions,
@@ -507,14 +520,7 @@ impl PropertyVerifier {
             if hi[j] <= lo[j] {
                 continue;
             }
-            let mid = 0.5 * (lo[j] + hi[j]);
-            let (mut u1, mut l2) = (hi.to_vec(), lo.to_vec());
-            u1[j] = mid;
-            l2[j] = mid;
-            let (Ok(a), Ok(b)) = (
-                InputBox::new(lo.to_vec(), u1),
-                InputBox::new(l2, hi.to_vec()),
-            ) else {
+            let Some((a, b)) = bisect(bx, j) else {
                 continue;
             };
             // A closed half counts as slack 0; the mean rewards splits that help both halves.
@@ -573,18 +579,11 @@ impl PropertyVerifier {
         if hi[j] <= lo[j] {
             return self.milp_leaf(net, prop, root, bx, deadline);
         }
-        let mid = 0.5 * (lo[j] + hi[j]);
-        let (mut u1, mut l2) = (hi.to_vec(), lo.to_vec());
-        u1[j] = mid;
-        l2[j] = mid;
         // The half nearer the unsafe set (by the gradient) is explored first (pushed last).
-        match (
-            InputBox::new(lo.to_vec(), u1),
-            InputBox::new(l2, hi.to_vec()),
-        ) {
-            (Ok(a), Ok(b)) if g[j] > 0.0 => Node::Split(b, a, still),
-            (Ok(a), Ok(b)) => Node::Split(a, b, still),
-            _ => Node::Unknown("split failed".into()),
+        match bisect(bx, j) {
+            Some((a, b)) if g[j] > 0.0 => Node::Split(b, a, still),
+            Some((a, b)) => Node::Split(a, b, still),
+            None => Node::Unknown("split failed".into()),
         }
     }
 
