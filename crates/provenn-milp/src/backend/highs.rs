@@ -28,63 +28,34 @@ impl Backend for Highs {
     }
 
     fn solve(&self, milp: &Milp, options: &SolveOptions) -> Result<SolveOutcome, MilpError> {
-        let parts = to_good_lp(milp);
-        let unsolved = match milp.sense {
-            Some(Sense::Maximise) => parts.vars.maximise(parts.objective),
-            _ => parts.vars.minimise(parts.objective),
-        };
-        let mut problem = unsolved.using(highs);
-        for c in parts.constraints {
-            problem.add_constraint(c);
-        }
-        let mut model = problem
-            .try_into_inner()
-            .map_err(|e| MilpError::Solver(e.to_string()))?;
-        let set = |model: &mut highs::Model, r: Result<(), _>, name: &str| {
-            let _ = model;
-            r.map_err(|e| MilpError::Solver(format!("HiGHS option {name}: {e:?}")))
-        };
-        let r = model.try_set_option("output_flag", std::env::var("HIGHS_LOG").is_ok());
-        let _ = model.try_set_option("log_to_console", std::env::var("HIGHS_LOG").is_ok());
-        set(&mut model, r, "output_flag")?;
-        // One thread per solve: HiGHS's scheduler is process-global, and callers run many
-        // solves in parallel with rayon instead.
-        let r = model.try_set_option("threads", 1);
-        set(&mut model, r, "threads")?;
-        // Restarts cost more than they save on our small ReLU MILPs: measured 1.5–1.9× faster
-        // explanations on Digits networks without them.
-        let r = model.try_set_option("mip_allow_restart", false);
-        set(&mut model, r, "mip_allow_restart")?;
-        let r = model.try_set_option("mip_rel_gap", 0.0);
-        set(&mut model, r, "mip_rel_gap")?;
-        let r = model.try_set_option("mip_abs_gap", 0.0);
-        set(&mut model, r, "mip_abs_gap")?;
-        if let Some(t) = options.time_limit {
-            let r = model.try_set_option("time_limit", t.as_secs_f64());
-            set(&mut model, r, "time_limit")?;
-        }
-        if let Some(t) = options.objective_target {
-            let r = model.try_set_option("objective_target", t);
-            set(&mut model, r, "objective_target")?;
-        }
-        for (k, v) in tuning() {
-            let r = match v.as_str() {
-                "true" | "false" => model.try_set_option(k.as_str(), v == "true"),
-                _ if v.contains(['.', 'e']) => match v.parse::<f64>() {
-                    Ok(f) => model.try_set_option(k.as_str(), f),
-                    Err(_) => model.try_set_option(k.as_str(), v.as_str()),
-                },
-                _ => match v.parse::<i32>() {
-                    Ok(i) => model.try_set_option(k.as_str(), i),
-                    Err(_) => model.try_set_option(k.as_str(), v.as_str()),
-                },
-            };
-            set(&mut model, r, &k)?;
-        }
         let start = Instant::now();
-        let solved = model
-            .try_solve()
-            .map_err(|e| MilpError::Solver(format!("HiGHS run failed: {e:?}")))?;
+        // HiGHS occasionally ends a MIP with "solve error" (e.g. it claims optimality with a
+        // 1e-6 primal infeasibility). Solving again without presolve has fixed every case we
+        // met; if that fails too, nothing is proven and the answer is "unknown".
+        let unknown = |start: Instant| SolveOutcome {
+            status: SolveStatus::Unknown,
+            objective: None,
+            bound: None,
+            values: Vec::new(),
+            time: start.elapsed(),
+        };
+        let solved = match build(milp, options, false)?.try_solve() {
+            Ok(s) if s.status() != HighsModelStatus::SolveError => s,
+            _ => {
+                // The retry gets what is left of the time limit.
+                let mut rest = *options;
+                if let Some(t) = options.time_limit {
+                    match t.checked_sub(start.elapsed()) {
+                        Some(r) if !r.is_zero() => rest.time_limit = Some(r),
+                        _ => return Ok(unknown(start)),
+                    }
+                }
+                match build(milp, &rest, true)?.try_solve() {
+                    Ok(s) if s.status() != HighsModelStatus::SolveError => s,
+                    _ => return Ok(unknown(start)),
+                }
+            }
+        };
         let time = start.elapsed();
         let has_point = solved.primal_solution_status() == highs::HighsSolutionStatus::Feasible;
         let status = match solved.status() {
@@ -134,6 +105,72 @@ impl Backend for Highs {
             time,
         })
     }
+}
+
+/// The HiGHS model of `milp` with our options (and presolve off when `no_presolve`).
+fn build(
+    milp: &Milp,
+    options: &SolveOptions,
+    no_presolve: bool,
+) -> Result<highs::Model, MilpError> {
+    let parts = to_good_lp(milp);
+    let unsolved = match milp.sense {
+        Some(Sense::Maximise) => parts.vars.maximise(parts.objective),
+        _ => parts.vars.minimise(parts.objective),
+    };
+    let mut problem = unsolved.using(highs);
+    for c in parts.constraints {
+        problem.add_constraint(c);
+    }
+    let mut model = problem
+        .try_into_inner()
+        .map_err(|e| MilpError::Solver(e.to_string()))?;
+    let set = |model: &mut highs::Model, r: Result<(), _>, name: &str| {
+        let _ = model;
+        r.map_err(|e| MilpError::Solver(format!("HiGHS option {name}: {e:?}")))
+    };
+    let r = model.try_set_option("output_flag", std::env::var("HIGHS_LOG").is_ok());
+    let _ = model.try_set_option("log_to_console", std::env::var("HIGHS_LOG").is_ok());
+    set(&mut model, r, "output_flag")?;
+    // One thread per solve: HiGHS's scheduler is process-global, and callers run many
+    // solves in parallel with rayon instead.
+    let r = model.try_set_option("threads", 1);
+    set(&mut model, r, "threads")?;
+    // Restarts cost more than they save on our small ReLU MILPs: measured 1.5–1.9× faster
+    // explanations on Digits networks without them.
+    let r = model.try_set_option("mip_allow_restart", false);
+    set(&mut model, r, "mip_allow_restart")?;
+    let r = model.try_set_option("mip_rel_gap", 0.0);
+    set(&mut model, r, "mip_rel_gap")?;
+    let r = model.try_set_option("mip_abs_gap", 0.0);
+    set(&mut model, r, "mip_abs_gap")?;
+    if let Some(t) = options.time_limit {
+        let r = model.try_set_option("time_limit", t.as_secs_f64());
+        set(&mut model, r, "time_limit")?;
+    }
+    if let Some(t) = options.objective_target {
+        let r = model.try_set_option("objective_target", t);
+        set(&mut model, r, "objective_target")?;
+    }
+    for (k, v) in tuning() {
+        let r = match v.as_str() {
+            "true" | "false" => model.try_set_option(k.as_str(), v == "true"),
+            _ if v.contains(['.', 'e']) => match v.parse::<f64>() {
+                Ok(f) => model.try_set_option(k.as_str(), f),
+                Err(_) => model.try_set_option(k.as_str(), v.as_str()),
+            },
+            _ => match v.parse::<i32>() {
+                Ok(i) => model.try_set_option(k.as_str(), i),
+                Err(_) => model.try_set_option(k.as_str(), v.as_str()),
+            },
+        };
+        set(&mut model, r, &k)?;
+    }
+    if no_presolve {
+        let r = model.try_set_option("presolve", "off");
+        set(&mut model, r, "presolve")?;
+    }
+    Ok(model)
 }
 
 /// Extra HiGHS options from `PROVENN_HIGHS_OPTIONS` (`name=value,...`), for tuning
