@@ -1,0 +1,433 @@
+//! The last layer `y = b + W·z` and a domain constraint restated over its inputs `z`.
+use std::collections::BTreeMap;
+
+use num_traits::{Signed, Zero};
+use provenn_dsl::ir::{Assignment, Cmp, Constraint, Formula, Linear, Side, Var};
+
+use crate::rational::q_from_f64;
+use crate::{MaxSmtError, Q};
+
+/// Shape of the solver-controlled last layer `y_k = b_k + Σ_j W_kj z_j`.
+///
+/// The parameters `θ` are laid out output by output, bias first (as DeepSaDe's `[bias,
+/// w_latent…, w_skip…]`): `θ[k·(n+1)] = b_k`, `θ[k·(n+1) + 1 + j] = W_kj`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastLayer {
+    /// Number of inputs `z` (latent features then skip-connected raw features).
+    pub n_features: usize,
+    /// Number of outputs.
+    pub n_outputs: usize,
+}
+
+impl LastLayer {
+    /// Number of parameters `θ`.
+    pub fn n_params(&self) -> usize {
+        self.n_outputs * (self.n_features + 1)
+    }
+    /// Index of `b_k` in `θ`.
+    pub fn bias(&self, k: usize) -> usize {
+        k * (self.n_features + 1)
+    }
+    /// Index of `W_kj` in `θ`.
+    pub fn weight(&self, k: usize, j: usize) -> usize {
+        k * (self.n_features + 1) + 1 + j
+    }
+    /// `y_k` as a linear form in `θ` at a concrete `z`.
+    pub fn output_form(&self, k: usize, z: &[Q]) -> LinForm {
+        let mut f = LinForm::var(self.bias(k), Q::from_integer(1.into()));
+        for (j, zj) in z.iter().enumerate() {
+            f.add_term(self.weight(k, j), zj.clone());
+        }
+        f
+    }
+    /// Outputs at `z` in `f64`.
+    pub fn outputs_f64(&self, theta: &[f64], z: &[f64]) -> Vec<f64> {
+        (0..self.n_outputs)
+            .map(|k| {
+                let mut s = theta[self.bias(k)];
+                for (j, zj) in z.iter().enumerate() {
+                    s += theta[self.weight(k, j)] * zj;
+                }
+                s
+            })
+            .collect()
+    }
+}
+
+/// An exact linear form `Σ cᵢ·vᵢ + c` over solver variables (`θ` first, then auxiliaries).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinForm {
+    /// Non-zero coefficients by variable index.
+    pub terms: BTreeMap<usize, Q>,
+    /// Constant term.
+    pub constant: Q,
+}
+
+impl LinForm {
+    /// A constant.
+    pub fn constant(c: Q) -> Self {
+        LinForm {
+            terms: BTreeMap::new(),
+            constant: c,
+        }
+    }
+    /// `c · v_i`.
+    pub fn var(i: usize, c: Q) -> Self {
+        let mut f = LinForm::default();
+        f.add_term(i, c);
+        f
+    }
+    /// Adds `c · v_i`.
+    pub fn add_term(&mut self, i: usize, c: Q) {
+        if c.is_zero() {
+            return;
+        }
+        let e = self.terms.entry(i).or_insert_with(Q::zero);
+        *e += c;
+        if e.is_zero() {
+            self.terms.remove(&i);
+        }
+    }
+    /// `self + k·other`.
+    pub fn add_scaled(&mut self, other: &LinForm, k: &Q) {
+        for (i, c) in &other.terms {
+            self.add_term(*i, c * k);
+        }
+        self.constant += &other.constant * k;
+    }
+    /// `k·self`.
+    pub fn scaled(&self, k: &Q) -> LinForm {
+        let mut f = LinForm::default();
+        f.add_scaled(self, k);
+        f
+    }
+    /// Whether no variable occurs.
+    pub fn is_constant(&self) -> bool {
+        self.terms.is_empty()
+    }
+    /// Exact value at `v`.
+    pub fn eval(&self, v: &[Q]) -> Q {
+        let mut s = self.constant.clone();
+        for (i, c) in &self.terms {
+            s += c * &v[*i];
+        }
+        s
+    }
+    /// Exact range over the box `bounds` (interval arithmetic is exact for one linear form).
+    pub fn range(&self, bounds: &[(Q, Q)]) -> (Q, Q) {
+        let (mut lo, mut hi) = (self.constant.clone(), self.constant.clone());
+        for (i, c) in &self.terms {
+            let (l, u) = &bounds[*i];
+            if c.is_positive() {
+                lo += c * l;
+                hi += c * u;
+            } else {
+                lo += c * u;
+                hi += c * l;
+            }
+        }
+        (lo, hi)
+    }
+}
+
+/// `expr ⋈ 0` over solver variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinAtom {
+    /// Left-hand side.
+    pub expr: LinForm,
+    /// Comparison with zero.
+    pub cmp: Cmp,
+}
+
+impl LinAtom {
+    /// Whether the atom holds at `v`, exactly.
+    pub fn holds(&self, v: &[Q]) -> bool {
+        let e = self.expr.eval(v);
+        match self.cmp {
+            Cmp::Lt => e.is_negative(),
+            Cmp::Le => !e.is_positive(),
+            Cmp::Eq => e.is_zero(),
+            Cmp::Ge => !e.is_negative(),
+            Cmp::Gt => e.is_positive(),
+        }
+    }
+}
+
+/// One implication `∀z ∈ box: premise(z) ⇒ conclusion(z, y)` of a constraint, with variables
+/// renumbered to the last layer: `Var::Input(First, j)` is `z_j`, `Var::Output(First, k)` is
+/// `y_k`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Premise over `z` only.
+    pub premise: Formula,
+    /// The box of `z` on which the premise holds, when the premise is a conjunction of
+    /// single-feature bounds (`None` otherwise: only the quantified encoding applies).
+    pub region: Option<Vec<(Q, Q)>>,
+    /// Whether the region dropped a strict bound (it is the closure of the premise's set).
+    pub region_closed_strict: bool,
+    /// Conclusion over `z` and `y`.
+    pub conclusion: Formula,
+}
+
+/// A domain constraint restated over the last layer's inputs `z = [latent…, skip…]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastLayerConstraint {
+    layer: LastLayer,
+    domain: Vec<(Q, Q)>,
+    rules: Vec<Rule>,
+}
+
+impl LastLayerConstraint {
+    /// Restates `constraint` (over the network's scaled inputs `x` and outputs `y`) for the last
+    /// layer: `latent_box` bounds the penultimate activations (e.g. from IBP), `skip[i]` is the
+    /// raw feature that feeds last-layer input `latent_box.len() + i`, with the constraint's
+    /// domain as its range.
+    ///
+    /// # Errors
+    /// Two-copy constraints, input-dependent coefficients, inputs that are not skip-connected,
+    /// and shape mismatches.
+    pub fn new(
+        layer: LastLayer,
+        constraint: &Constraint,
+        latent_box: &[(f64, f64)],
+        skip: &[usize],
+    ) -> Result<Self, MaxSmtError> {
+        if constraint.two_copy {
+            return Err(MaxSmtError::Unsupported(
+                "two-copy constraints on the last layer".into(),
+            ));
+        }
+        let n_latent = latent_box.len();
+        if n_latent + skip.len() != layer.n_features {
+            return Err(MaxSmtError::Shape(format!(
+                "{} latent + {} skip features, but the last layer has {} inputs",
+                n_latent,
+                skip.len(),
+                layer.n_features
+            )));
+        }
+        let mut domain = Vec::with_capacity(layer.n_features);
+        for &(l, u) in latent_box {
+            domain.push((q_from_f64(l)?, q_from_f64(u)?));
+        }
+        for &i in skip {
+            let &(l, u) = constraint.domain.get(i).ok_or_else(|| {
+                MaxSmtError::Shape(format!("skip feature x{i} is outside the domain"))
+            })?;
+            domain.push((q_from_f64(l)?, q_from_f64(u)?));
+        }
+        if let Some(j) = domain.iter().position(|(l, u)| l > u) {
+            return Err(MaxSmtError::Parameter(format!("empty range for z{j}")));
+        }
+        let remap = |v: Var| -> Result<Var, MaxSmtError> {
+            match v {
+                Var::Input(Side::First, i) => skip
+                    .iter()
+                    .position(|&s| s == i)
+                    .map(|p| Var::Input(Side::First, n_latent + p))
+                    .ok_or_else(|| {
+                        MaxSmtError::Unsupported(format!(
+                            "the constraint reads x{i}, which is not skip-connected to the last layer"
+                        ))
+                    }),
+                Var::Output(Side::First, k) if k < layer.n_outputs => Ok(v),
+                other => Err(MaxSmtError::Shape(format!("variable {other:?} out of range"))),
+            }
+        };
+        let formula = remap_formula(&constraint.formula, &remap)?;
+        let parts = match formula {
+            Formula::And(v) => v,
+            f => vec![f],
+        };
+        let rules = parts.into_iter().map(|f| Rule::split(f, &domain)).collect();
+        Ok(LastLayerConstraint {
+            layer,
+            domain,
+            rules,
+        })
+    }
+
+    /// The layer shape.
+    pub fn layer(&self) -> LastLayer {
+        self.layer
+    }
+    /// The full box of `z`.
+    pub fn domain(&self) -> &[(Q, Q)] {
+        &self.domain
+    }
+    /// The implications, one per top-level conjunct.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Whether the constraint holds at one `z` for `θ` (in `f64`; for tests and diagnostics).
+    pub fn holds_at(&self, theta: &[f64], z: &[f64]) -> bool {
+        let y = self.layer.outputs_f64(theta, z);
+        let a = Assignment {
+            x: z,
+            y: &y,
+            x2: &[],
+            y2: &[],
+        };
+        self.rules
+            .iter()
+            .all(|r| !r.premise.holds(&a) || r.conclusion.holds(&a))
+    }
+
+    /// A point `z` of the domain where the constraint fails for the concrete `θ`, or `None` if
+    /// it holds everywhere: exact, by Z3 on linear real arithmetic (`θ` is fixed, so
+    /// `∃z: box ∧ P(z) ∧ ¬C(z)` is linear).
+    ///
+    /// # Errors
+    /// Z3 answering "unknown" (it does not on linear arithmetic without a time limit).
+    pub fn counterexample(&self, theta: &[Q]) -> Result<Option<Vec<Q>>, MaxSmtError> {
+        crate::z3enc::counterexample(self, theta)
+    }
+
+    /// [`counterexample`](Self::counterexample) for `f64` weights (their exact values).
+    ///
+    /// # Errors
+    /// As [`counterexample`](Self::counterexample); non-finite weights.
+    pub fn counterexample_f64(&self, theta: &[f64]) -> Result<Option<Vec<Q>>, MaxSmtError> {
+        let q: Result<Vec<Q>, _> = theta.iter().map(|&v| q_from_f64(v)).collect();
+        self.counterexample(&q?)
+    }
+}
+
+impl Rule {
+    /// Splits `¬P₁ ∨ … ∨ C` into premise `P₁ ∧ …` (the input-only disjuncts, negated) and
+    /// conclusion (the rest), and reads the premise as a box when it is one.
+    fn split(f: Formula, domain: &[(Q, Q)]) -> Rule {
+        let disjuncts = match f {
+            Formula::Or(v) => v,
+            f => vec![f],
+        };
+        let (neg_premise, rest): (Vec<_>, Vec<_>) =
+            disjuncts.into_iter().partition(formula_is_input_only);
+        let premise = Formula::or(neg_premise).negate();
+        let conclusion = Formula::or(rest);
+        let (region, region_closed_strict) = match premise_box(&premise, domain) {
+            Some((b, s)) => (Some(b), s),
+            None => (None, false),
+        };
+        Rule {
+            premise,
+            region,
+            region_closed_strict,
+            conclusion,
+        }
+    }
+}
+
+fn formula_is_input_only(f: &Formula) -> bool {
+    match f {
+        Formula::True | Formula::False => true,
+        Formula::Atom(a) => a.expr.is_input_only(),
+        Formula::And(v) | Formula::Or(v) => v.iter().all(formula_is_input_only),
+        Formula::Count { terms, .. } => terms.iter().all(|(_, f)| formula_is_input_only(f)),
+    }
+}
+
+/// The box `{z ∈ domain : premise}` when the premise is a conjunction of single-feature
+/// bounds, and whether a strict bound was closed. An empty box is returned as `l > u`.
+fn premise_box(premise: &Formula, domain: &[(Q, Q)]) -> Option<(Vec<(Q, Q)>, bool)> {
+    let atoms: Vec<&Formula> = match premise {
+        Formula::True => vec![],
+        Formula::And(v) => v.iter().collect(),
+        f => vec![f],
+    };
+    let mut b = domain.to_vec();
+    let mut strict = false;
+    for f in atoms {
+        let Formula::Atom(a) = f else {
+            return (matches!(f, Formula::False)).then(|| {
+                let empty = vec![(Q::from_integer(1.into()), Q::zero()); domain.len()];
+                (empty, false)
+            });
+        };
+        if a.expr.terms.len() != 1 {
+            return None;
+        }
+        let (v, c) = a.expr.terms.iter().next()?;
+        let (Var::Input(Side::First, j), Some(c)) = (v, c.as_const()) else {
+            return None;
+        };
+        let k = a.expr.constant.as_const()?;
+        // c·z + k ⋈ 0  ⇔  z ⋈' −k/c
+        let t = -k / c;
+        let cmp = if c.is_negative() { a.cmp.flip() } else { a.cmp };
+        let (l, u) = &mut b[*j];
+        match cmp {
+            Cmp::Lt | Cmp::Le => {
+                strict |= cmp == Cmp::Lt;
+                if t < *u {
+                    *u = t;
+                }
+            }
+            Cmp::Gt | Cmp::Ge => {
+                strict |= cmp == Cmp::Gt;
+                if t > *l {
+                    *l = t;
+                }
+            }
+            Cmp::Eq => {
+                if t > *l {
+                    *l = t.clone();
+                }
+                if t < *u {
+                    *u = t;
+                }
+            }
+        }
+    }
+    Some((b, strict))
+}
+
+fn remap_formula(
+    f: &Formula,
+    remap: &dyn Fn(Var) -> Result<Var, MaxSmtError>,
+) -> Result<Formula, MaxSmtError> {
+    Ok(match f {
+        Formula::True => Formula::True,
+        Formula::False => Formula::False,
+        Formula::Atom(a) => {
+            let mut expr = Linear::default();
+            for (v, c) in &a.expr.terms {
+                if c.as_const().is_none() {
+                    return Err(MaxSmtError::Unsupported(
+                        "input-dependent coefficients".into(),
+                    ));
+                }
+                expr = expr.plus(Linear::var(remap(*v)?, c.clone()));
+            }
+            if a.expr.constant.as_const().is_none() {
+                return Err(MaxSmtError::Unsupported("input-dependent constants".into()));
+            }
+            expr.constant = a.expr.constant.clone();
+            Formula::atom(expr, a.cmp)
+        }
+        Formula::And(v) => Formula::and(
+            v.iter()
+                .map(|g| remap_formula(g, remap))
+                .collect::<Result<_, _>>()?,
+        ),
+        Formula::Or(v) => Formula::or(
+            v.iter()
+                .map(|g| remap_formula(g, remap))
+                .collect::<Result<_, _>>()?,
+        ),
+        Formula::Count { terms, cmp, bound } => Formula::Count {
+            terms: terms
+                .iter()
+                .map(|(w, g)| Ok((w.clone(), remap_formula(g, remap)?)))
+                .collect::<Result<_, MaxSmtError>>()?,
+            cmp: *cmp,
+            bound: bound.clone(),
+        },
+    })
+}
+
+/// The constant of a DSL coefficient (remapped formulas only hold constants).
+pub(crate) fn coef(c: &provenn_dsl::ir::Coef) -> Q {
+    c.as_const().cloned().unwrap_or_else(Q::zero)
+}

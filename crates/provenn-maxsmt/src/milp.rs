@@ -1,0 +1,294 @@
+//! The eliminated problem as a MILP on HiGHS (through good_lp): selectors and soft
+//! constraints become binaries with big-M constants computed exactly from the variable
+//! bounds (the weight box and the auxiliaries' ranges).
+//!
+//! A MILP solver works in floating point with tolerances, so strict comparisons are stated
+//! with a margin and every comparison of the constraint is padded by `safety_margin`; the
+//! caller ([`crate::LastLayerUpdate`]) re-checks the returned weights exactly and retries with a
+//! larger padding when the check fails.
+use std::time::{Duration, Instant};
+
+use good_lp::solvers::highs::highs;
+use good_lp::{variable, Constraint, Expression, ProblemVariables, SolverModel, Variable};
+use highs::HighsModelStatus;
+use num_traits::ToPrimitive;
+use provenn_dsl::ir::Cmp;
+
+use crate::eliminate::{EliminatedProblem, QfFormula};
+use crate::lastlayer::{LinAtom, LinForm};
+use crate::{MaxSmtError, Status, Q};
+
+/// Options of [`solve`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MilpOptions {
+    /// Wall-clock limit.
+    pub time_limit: Option<Duration>,
+    /// Every hard comparison `e ≥ 0` is stated as `e ≥ safety_margin` (and `e > 0` as
+    /// `e ≥ 2·safety_margin`), so that HiGHS's 1e-7 feasibility tolerance cannot yield
+    /// weights that violate the constraint exactly.
+    pub safety_margin: f64,
+}
+
+impl Default for MilpOptions {
+    fn default() -> Self {
+        MilpOptions {
+            time_limit: None,
+            safety_margin: 1e-6,
+        }
+    }
+}
+
+/// What the MILP returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MilpSolution {
+    /// Optimal / feasible without proof (limit) / infeasible / unknown.
+    pub status: Status,
+    /// The parameters `θ` (first `layer.n_params()` columns), when a point was found.
+    pub theta: Option<Vec<f64>>,
+    /// Total weight of the soft constraints the MILP counts as satisfied.
+    pub objective: Option<f64>,
+    /// Binaries in the model.
+    pub n_binaries: usize,
+    /// Wall-clock time.
+    pub time: Duration,
+}
+
+/// A literal activating a guarded constraint: `(binary, polarity)`.
+type Guard = Vec<(Variable, bool)>;
+
+struct Builder {
+    vars: ProblemVariables,
+    cols: Vec<Variable>,
+    bounds: Vec<(Q, Q)>,
+    constraints: Vec<Constraint>,
+    margin: f64,
+    n_binaries: usize,
+}
+
+fn down(q: &Q) -> f64 {
+    let v = q.to_f64().unwrap_or(f64::NEG_INFINITY);
+    v - v.abs() * 1e-12 - 1e-12
+}
+fn up(q: &Q) -> f64 {
+    let v = q.to_f64().unwrap_or(f64::INFINITY);
+    v + v.abs() * 1e-12 + 1e-12
+}
+
+impl Builder {
+    fn binary(&mut self) -> Variable {
+        self.n_binaries += 1;
+        self.vars.add(variable().binary())
+    }
+
+    fn expr(&self, f: &LinForm) -> Expression {
+        let mut e = Expression::from(f.constant.to_f64().unwrap_or(0.0));
+        for (i, c) in &f.terms {
+            e += c.to_f64().unwrap_or(0.0) * self.cols[*i];
+        }
+        e
+    }
+
+    /// `Σ (1 − g)` over positive guard literals and `Σ g` over negative ones: 0 exactly when
+    /// every literal holds.
+    fn inactive(guard: &Guard) -> Expression {
+        let mut e = Expression::from(0.0);
+        for (v, pos) in guard {
+            if *pos {
+                e += 1.0 - *v;
+            } else {
+                e += *v;
+            }
+        }
+        e
+    }
+
+    /// `guard ⇒ f ≥ rhs`, with `lo` a lower bound of `f` over the bounds.
+    fn ge(&mut self, f: &LinForm, rhs: f64, guard: &Guard) {
+        let (lo, _) = f.range(&self.bounds);
+        let lo = down(&lo);
+        let e = self.expr(f);
+        if guard.is_empty() {
+            self.constraints.push(e.geq(rhs));
+        } else {
+            let big_m = (rhs - lo).max(0.0) * (1.0 + 1e-9) + 1e-9;
+            self.constraints
+                .push((e + big_m * Self::inactive(guard)).geq(rhs));
+        }
+    }
+
+    fn atom(&mut self, a: &LinAtom, guard: &Guard) {
+        let m = self.margin;
+        let neg = a.expr.scaled(&Q::from_integer((-1).into()));
+        match a.cmp {
+            Cmp::Ge => self.ge(&a.expr, m, guard),
+            Cmp::Gt => self.ge(&a.expr, 2.0 * m, guard),
+            Cmp::Le => self.ge(&neg, m, guard),
+            Cmp::Lt => self.ge(&neg, 2.0 * m, guard),
+            Cmp::Eq => {
+                // Equalities cannot be padded; they only arise from `==` in the constraint.
+                self.ge(&a.expr, 0.0, guard);
+                self.ge(&neg, 0.0, guard);
+            }
+        }
+    }
+
+    fn formula(&mut self, f: &QfFormula, guard: &Guard) {
+        match f {
+            QfFormula::True => {}
+            QfFormula::False => {
+                // Unsatisfiable when active: 0 ≥ 1 unless inactive.
+                let e = Self::inactive(guard);
+                self.constraints.push(e.geq(1.0));
+            }
+            QfFormula::Atom(a) => self.atom(a, guard),
+            QfFormula::And(v) => v.iter().for_each(|g| self.formula(g, guard)),
+            QfFormula::Or(v) => {
+                let mut pick = Expression::from(0.0);
+                for g in v {
+                    let s = self.binary();
+                    pick += s;
+                    let mut inner = guard.clone();
+                    inner.push((s, true));
+                    self.formula(g, &inner);
+                }
+                // Σ s ≥ 1 when active.
+                self.constraints
+                    .push((pick + Self::inactive(guard)).geq(1.0));
+            }
+            QfFormula::Count { terms, cmp, bound } => {
+                let mut count = LinForm::constant(-bound.clone());
+                let integral = terms.iter().all(|t| t.weight.is_integer()) && bound.is_integer();
+                for t in terms {
+                    let s = self.binary();
+                    let idx = self.cols.len();
+                    self.cols.push(s);
+                    self.bounds
+                        .push((Q::from_integer(0.into()), Q::from_integer(1.into())));
+                    count.add_term(idx, t.weight.clone());
+                    if let Some(h) = &t.holds {
+                        let mut inner = guard.clone();
+                        inner.push((s, true));
+                        self.formula(h, &inner);
+                    }
+                    if let Some(g) = &t.fails {
+                        let mut inner = guard.clone();
+                        inner.push((s, false));
+                        self.formula(g, &inner);
+                    }
+                }
+                let neg = count.scaled(&Q::from_integer((-1).into()));
+                // Counts of binaries are exact in integers; only non-integral weights need
+                // a margin for strictness.
+                let strict = if integral { 1.0 } else { self.margin };
+                match cmp {
+                    Cmp::Ge => self.ge(&count, 0.0, guard),
+                    Cmp::Gt => self.ge(&count, strict, guard),
+                    Cmp::Le => self.ge(&neg, 0.0, guard),
+                    Cmp::Lt => self.ge(&neg, strict, guard),
+                    Cmp::Eq => {
+                        self.ge(&count, 0.0, guard);
+                        self.ge(&neg, 0.0, guard);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Solves "satisfy `problem` and `hard`, maximise the weight of satisfied `soft`" on HiGHS.
+/// `hard` and `soft` are formulas over `θ` only.
+///
+/// # Errors
+/// HiGHS failing to build or reporting an unexpected status.
+pub fn solve(
+    problem: &EliminatedProblem,
+    hard: &[QfFormula],
+    soft: &[(QfFormula, u64)],
+    options: &MilpOptions,
+) -> Result<MilpSolution, MaxSmtError> {
+    let start = Instant::now();
+    let mut vars = ProblemVariables::new();
+    let cols: Vec<Variable> = problem
+        .bounds
+        .iter()
+        .map(|(l, u)| vars.add(variable().min(down(l)).max(up(u))))
+        .collect();
+    let mut b = Builder {
+        vars,
+        cols,
+        bounds: problem.bounds.clone(),
+        constraints: Vec::new(),
+        margin: options.safety_margin,
+        n_binaries: 0,
+    };
+    for d in &problem.definitions {
+        // Definitions t ≤ a·l are relaxations in the right direction: no padding needed.
+        let neg = d.expr.scaled(&Q::from_integer((-1).into()));
+        b.ge(&neg, 0.0, &Vec::new());
+    }
+    b.formula(&problem.formula, &Vec::new());
+    for h in hard {
+        b.formula(h, &Vec::new());
+    }
+    let mut objective = Expression::from(0.0);
+    for (f, w) in soft {
+        let s = b.binary();
+        objective += (*w as f64) * s;
+        b.formula(f, &vec![(s, true)]);
+    }
+    let n_theta = problem.layer.n_params();
+    let Builder {
+        vars,
+        constraints,
+        n_binaries,
+        ..
+    } = b;
+    let mut model = vars.maximise(objective).using(highs);
+    for c in constraints {
+        model.add_constraint(c);
+    }
+    let mut inner = model
+        .try_into_inner()
+        .map_err(|e| MaxSmtError::Solver(e.to_string()))?;
+    let opt = |r: Result<(), _>, name: &str| {
+        r.map_err(|e| MaxSmtError::Solver(format!("HiGHS option {name}: {e:?}")))
+    };
+    opt(inner.try_set_option("output_flag", false), "output_flag")?;
+    opt(inner.try_set_option("threads", 1), "threads")?;
+    opt(inner.try_set_option("mip_rel_gap", 0.0), "mip_rel_gap")?;
+    opt(inner.try_set_option("mip_abs_gap", 0.0), "mip_abs_gap")?;
+    if let Some(t) = options.time_limit {
+        opt(
+            inner.try_set_option("time_limit", t.as_secs_f64()),
+            "time_limit",
+        )?;
+    }
+    let solved = inner
+        .try_solve()
+        .map_err(|e| MaxSmtError::Solver(format!("HiGHS: {e:?}")))?;
+    let has_point = solved.primal_solution_status() == highs::HighsSolutionStatus::Feasible;
+    let status = match solved.status() {
+        HighsModelStatus::Optimal => Status::Optimal,
+        HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
+            Status::Unsatisfiable
+        }
+        _ if has_point => Status::Satisfiable,
+        _ => Status::Unknown,
+    };
+    let (theta, value) = if has_point && status != Status::Unsatisfiable {
+        let sol = solved.get_solution();
+        let columns = sol.columns();
+        // good_lp adds columns in creation order: θ and auxiliaries first.
+        let theta: Vec<f64> = columns[..n_theta].to_vec();
+        (Some(theta), Some(solved.objective_value()))
+    } else {
+        (None, None)
+    };
+    Ok(MilpSolution {
+        status,
+        theta,
+        objective: value,
+        n_binaries,
+        time: start.elapsed(),
+    })
+}

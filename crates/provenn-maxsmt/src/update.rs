@@ -1,0 +1,569 @@
+//! The per-batch last-layer update of SaDe/DeepSaDe as one call.
+use std::time::Instant;
+
+use provenn_dsl::ir::Cmp;
+use z3::ast::Real;
+
+use crate::eliminate::{eliminate, EliminationOptions, Exactness, QfFormula};
+use crate::lastlayer::{LastLayerConstraint, LinAtom, LinForm};
+use crate::milp::{self, MilpOptions};
+use crate::rational::{q_from_f64, q_to_f64};
+use crate::solver::{Instance, Limits, MaxSmtSolver, SoftConstraint, SolveStats, Status};
+use crate::{z3enc, MaxSmtError, Q};
+
+/// Box of admissible weights `θ`, with strict or non-strict ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightBox {
+    lower: Vec<(Q, bool)>,
+    upper: Vec<(Q, bool)>,
+}
+
+impl WeightBox {
+    /// `lo ≤ θᵢ ≤ hi` for all `n` parameters (SaDe's weight limit; DeepSaDe's initial box).
+    ///
+    /// # Errors
+    /// `lo > hi` or non-finite bounds.
+    pub fn uniform(n: usize, lo: f64, hi: f64) -> Result<Self, MaxSmtError> {
+        if lo.is_nan() || hi.is_nan() || lo > hi {
+            return Err(MaxSmtError::Parameter(format!(
+                "empty weight box [{lo}, {hi}]"
+            )));
+        }
+        let (l, h) = (q_from_f64(lo)?, q_from_f64(hi)?);
+        Ok(WeightBox {
+            lower: vec![(l, false); n],
+            upper: vec![(h, false); n],
+        })
+    }
+
+    /// DeepSaDe's gradient box: a step of at most `step` against the sign of each gradient
+    /// component (`g > 0`: `θ − step ≤ θ' < θ`; `g < 0`: `θ < θ' ≤ θ + step`; `g = 0`:
+    /// `θ' = θ`), intersected with `[−limit, limit]`.
+    ///
+    /// # Errors
+    /// Length mismatch, non-positive step or limit, non-finite numbers.
+    pub fn gradient_orthant(
+        current: &[f64],
+        gradient: &[f64],
+        step: f64,
+        limit: f64,
+    ) -> Result<Self, MaxSmtError> {
+        if current.len() != gradient.len() {
+            return Err(MaxSmtError::Shape(format!(
+                "{} weights, {} gradient components",
+                current.len(),
+                gradient.len()
+            )));
+        }
+        if !(step > 0.0 && limit > 0.0) {
+            return Err(MaxSmtError::Parameter(format!(
+                "step {step} and limit {limit} must be positive"
+            )));
+        }
+        let (s, lim) = (q_from_f64(step)?, q_from_f64(limit)?);
+        let mut lower = Vec::with_capacity(current.len());
+        let mut upper = Vec::with_capacity(current.len());
+        for (&w, &g) in current.iter().zip(gradient) {
+            let w = q_from_f64(w)?;
+            let (lo, hi) = if g > 0.0 {
+                ((&w - &s, false), (w, true))
+            } else if g < 0.0 {
+                ((w.clone(), true), (&w + &s, false))
+            } else if g == 0.0 {
+                ((w.clone(), false), (w, false))
+            } else {
+                return Err(MaxSmtError::Parameter("NaN gradient".into()));
+            };
+            let lo = if lo.0 < -lim.clone() {
+                (-lim.clone(), false)
+            } else {
+                lo
+            };
+            let hi = if hi.0 > lim { (lim.clone(), false) } else { hi };
+            lower.push(lo);
+            upper.push(hi);
+        }
+        Ok(WeightBox { lower, upper })
+    }
+
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.lower.len()
+    }
+    /// Whether the box has no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.lower.is_empty()
+    }
+    /// The closed box.
+    pub fn closed(&self) -> Vec<(Q, Q)> {
+        self.lower
+            .iter()
+            .zip(&self.upper)
+            .map(|(l, u)| (l.0.clone(), u.0.clone()))
+            .collect()
+    }
+    /// The bounds as atoms over `θ` (strict ends kept).
+    pub fn atoms(&self) -> Vec<QfFormula> {
+        let one = Q::from_integer(1.into());
+        let mut out = Vec::new();
+        for (i, ((l, ls), (u, us))) in self.lower.iter().zip(&self.upper).enumerate() {
+            let mut lo = LinForm::var(i, one.clone());
+            lo.constant = -l.clone();
+            out.push(QfFormula::Atom(LinAtom {
+                expr: lo,
+                cmp: if *ls { Cmp::Gt } else { Cmp::Ge },
+            }));
+            let mut hi = LinForm::var(i, one.clone());
+            hi.constant = -u.clone();
+            out.push(QfFormula::Atom(LinAtom {
+                expr: hi,
+                cmp: if *us { Cmp::Lt } else { Cmp::Le },
+            }));
+        }
+        out
+    }
+}
+
+/// What the batch's examples ask of the last layer (soft constraints, weight 1 each).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Targets {
+    /// Logits: `y_k > m` for a positive label, `y_k < −m` for a negative one, for every margin
+    /// `m` (DeepSaDe's `[0, 1, 2]`).
+    Classification {
+        /// One label vector per example (one Boolean per output).
+        labels: Vec<Vec<bool>>,
+        /// Margins.
+        margins: Vec<f64>,
+    },
+    /// `|y_k − target_k| ≤ e` for every tolerance level.
+    Regression {
+        /// One target vector per example.
+        targets: Vec<Vec<f64>>,
+        /// Per level, one tolerance per output (DeepSaDe: `m · max` of the batch's targets).
+        tolerances: Vec<Vec<f64>>,
+    },
+}
+
+/// How to solve the update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateMethod {
+    /// The faithful quantified encoding on Z3 (non-linear; slow; what the papers do).
+    Quantified,
+    /// The eliminated encoding on Z3 (linear real arithmetic).
+    Eliminated(EliminationOptions),
+    /// The eliminated encoding as a MILP on HiGHS.
+    Milp(EliminationOptions),
+}
+
+/// Which encoding produced the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encoding {
+    /// The quantified formula itself.
+    Quantified,
+    /// The eliminated problem, exact or sound.
+    Eliminated(Exactness),
+}
+
+/// Result of [`LastLayerUpdate::solve`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateOutcome {
+    /// Optimal / satisfiable without proof of optimality / unsatisfiable / unknown.
+    pub status: Status,
+    /// The new weights, exact (checked against the constraint exactly).
+    pub theta: Option<Vec<Q>>,
+    /// The same rounded to `f64`.
+    pub theta_f64: Option<Vec<f64>>,
+    /// Whether the rounded weights satisfy the constraint too (checked exactly).
+    pub f64_verified: bool,
+    /// Soft constraints the exact weights satisfy.
+    pub satisfied: usize,
+    /// Number of soft constraints.
+    pub n_soft: usize,
+    /// The encoding used.
+    pub encoding: Encoding,
+    /// Solver counters.
+    pub stats: SolveStats,
+    /// Why the status is not `Optimal`, when known.
+    pub reason: Option<String>,
+}
+
+/// One last-layer update: new weights in the weight box that satisfy the domain constraint
+/// and as many of the batch's soft constraints as possible.
+#[derive(Debug, Clone)]
+pub struct LastLayerUpdate<'a> {
+    constraint: &'a LastLayerConstraint,
+    weight_box: WeightBox,
+    soft: Vec<QfFormula>,
+}
+
+impl<'a> LastLayerUpdate<'a> {
+    /// Validates the pieces: `features[i]` is example `i`'s last-layer input `z`.
+    ///
+    /// # Errors
+    /// Shape mismatches and non-finite numbers.
+    pub fn new(
+        constraint: &'a LastLayerConstraint,
+        weight_box: WeightBox,
+        features: &[Vec<f64>],
+        targets: &Targets,
+    ) -> Result<Self, MaxSmtError> {
+        let layer = constraint.layer();
+        if weight_box.len() != layer.n_params() {
+            return Err(MaxSmtError::Shape(format!(
+                "weight box of {} for {} parameters",
+                weight_box.len(),
+                layer.n_params()
+            )));
+        }
+        let n_examples = match targets {
+            Targets::Classification { labels, .. } => labels.len(),
+            Targets::Regression { targets, .. } => targets.len(),
+        };
+        if n_examples != features.len() {
+            return Err(MaxSmtError::Shape(format!(
+                "{} feature rows, {} targets",
+                features.len(),
+                n_examples
+            )));
+        }
+        let mut soft = Vec::new();
+        for (i, z) in features.iter().enumerate() {
+            if z.len() != layer.n_features {
+                return Err(MaxSmtError::Shape(format!(
+                    "example {i} has {} features, the layer {}",
+                    z.len(),
+                    layer.n_features
+                )));
+            }
+            let zq = z
+                .iter()
+                .map(|&v| q_from_f64(v))
+                .collect::<Result<Vec<_>, _>>()?;
+            let outputs: Vec<LinForm> = (0..layer.n_outputs)
+                .map(|k| layer.output_form(k, &zq))
+                .collect();
+            match targets {
+                Targets::Classification { labels, margins } => {
+                    if labels[i].len() != layer.n_outputs {
+                        return Err(MaxSmtError::Shape(format!(
+                            "label {i} has the wrong length"
+                        )));
+                    }
+                    for m in margins {
+                        let m = q_from_f64(*m)?;
+                        for (k, y) in outputs.iter().enumerate() {
+                            let mut e = y.clone();
+                            let cmp = if labels[i][k] {
+                                e.constant -= &m;
+                                Cmp::Gt
+                            } else {
+                                e.constant += &m;
+                                Cmp::Lt
+                            };
+                            soft.push(QfFormula::Atom(LinAtom { expr: e, cmp }));
+                        }
+                    }
+                }
+                Targets::Regression {
+                    targets,
+                    tolerances,
+                } => {
+                    if targets[i].len() != layer.n_outputs {
+                        return Err(MaxSmtError::Shape(format!(
+                            "target {i} has the wrong length"
+                        )));
+                    }
+                    for level in tolerances {
+                        if level.len() != layer.n_outputs {
+                            return Err(MaxSmtError::Shape(
+                                "tolerance level of the wrong length".into(),
+                            ));
+                        }
+                        for (k, y) in outputs.iter().enumerate() {
+                            let t = q_from_f64(targets[i][k])?;
+                            let e = q_from_f64(level[k])?;
+                            let mut lo = y.clone();
+                            lo.constant -= &t - &e;
+                            let mut hi = y.clone();
+                            hi.constant -= &t + &e;
+                            soft.push(QfFormula::And(vec![
+                                QfFormula::Atom(LinAtom {
+                                    expr: lo,
+                                    cmp: Cmp::Ge,
+                                }),
+                                QfFormula::Atom(LinAtom {
+                                    expr: hi,
+                                    cmp: Cmp::Le,
+                                }),
+                            ]));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(LastLayerUpdate {
+            constraint,
+            weight_box,
+            soft,
+        })
+    }
+
+    /// The soft constraints over `θ`.
+    pub fn soft_constraints(&self) -> &[QfFormula] {
+        &self.soft
+    }
+
+    /// Number of soft constraints `θ` satisfies, exactly.
+    pub fn count_satisfied(&self, theta: &[Q]) -> usize {
+        self.soft.iter().filter(|f| holds(f, theta)).count()
+    }
+
+    /// Solves the update: all hard constraints, as many soft ones as possible.
+    ///
+    /// # Errors
+    /// Unsupported constraints for the method; solver failures; a returned `θ` that fails the
+    /// exact check (a bug, reported rather than returned).
+    pub fn solve(
+        &self,
+        method: UpdateMethod,
+        solver: &dyn MaxSmtSolver,
+        limits: &Limits,
+    ) -> Result<UpdateOutcome, MaxSmtError> {
+        self.run(method, solver, limits, true)
+    }
+
+    /// Finds any `θ` in the box that satisfies the constraint (no soft constraints), e.g. an
+    /// initial last layer.
+    ///
+    /// # Errors
+    /// As [`solve`](Self::solve).
+    pub fn feasible(
+        &self,
+        method: UpdateMethod,
+        solver: &dyn MaxSmtSolver,
+        limits: &Limits,
+    ) -> Result<UpdateOutcome, MaxSmtError> {
+        self.run(method, solver, limits, false)
+    }
+
+    fn run(
+        &self,
+        method: UpdateMethod,
+        solver: &dyn MaxSmtSolver,
+        limits: &Limits,
+        with_soft: bool,
+    ) -> Result<UpdateOutcome, MaxSmtError> {
+        let n_soft = if with_soft { self.soft.len() } else { 0 };
+        match method {
+            UpdateMethod::Milp(opts) => self.run_milp(opts, limits, with_soft),
+            UpdateMethod::Quantified | UpdateMethod::Eliminated(_) => {
+                let layer = self.constraint.layer();
+                let theta = z3enc::theta_vars(layer);
+                let mut hard: Vec<_> = self
+                    .weight_box
+                    .atoms()
+                    .iter()
+                    .map(|a| z3enc::qf(a, &theta))
+                    .collect();
+                let encoding = match method {
+                    UpdateMethod::Eliminated(opts) => {
+                        let p = eliminate(self.constraint, &self.weight_box.closed(), opts)?;
+                        hard.extend(z3enc::eliminated(&p, &theta));
+                        Encoding::Eliminated(p.exactness)
+                    }
+                    _ => {
+                        hard.extend(z3enc::quantified(self.constraint, &theta));
+                        Encoding::Quantified
+                    }
+                };
+                let soft = if with_soft {
+                    self.soft
+                        .iter()
+                        .map(|f| SoftConstraint {
+                            formula: z3enc::qf(f, &theta),
+                            weight: 1,
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let instance = Instance {
+                    hard,
+                    soft,
+                    logic: None,
+                };
+                let out = solver.solve(&instance, limits);
+                let theta_q = match &out.model {
+                    Some(m) => Some(read(m, &theta)?),
+                    None => None,
+                };
+                self.finish(
+                    out.status, theta_q, None, encoding, out.stats, out.reason, n_soft,
+                )
+            }
+        }
+    }
+
+    fn run_milp(
+        &self,
+        opts: EliminationOptions,
+        limits: &Limits,
+        with_soft: bool,
+    ) -> Result<UpdateOutcome, MaxSmtError> {
+        let start = Instant::now();
+        let p = eliminate(self.constraint, &self.weight_box.closed(), opts)?;
+        let hard = self.weight_box.atoms();
+        let soft: Vec<(QfFormula, u64)> = if with_soft {
+            self.soft.iter().map(|f| (f.clone(), 1)).collect()
+        } else {
+            Vec::new()
+        };
+        let n_soft = soft.len();
+        let mut margin = MilpOptions::default().safety_margin;
+        let mut stats = SolveStats::default();
+        // The padding makes HiGHS's tolerances harmless in practice; the exact check decides,
+        // and a failure is retried with a wider padding.
+        for _ in 0..3 {
+            let remaining = limits.time_limit.map(|t| t.saturating_sub(start.elapsed()));
+            let sol = milp::solve(
+                &p,
+                &hard,
+                &soft,
+                &MilpOptions {
+                    time_limit: remaining,
+                    safety_margin: margin,
+                },
+            )?;
+            stats.calls += 1;
+            stats.time = start.elapsed();
+            let Some(theta) = sol.theta else {
+                return Ok(UpdateOutcome {
+                    status: sol.status,
+                    theta: None,
+                    theta_f64: None,
+                    f64_verified: false,
+                    satisfied: 0,
+                    n_soft,
+                    encoding: Encoding::Eliminated(p.exactness),
+                    stats,
+                    reason: None,
+                });
+            };
+            let theta_q = theta
+                .iter()
+                .map(|&v| q_from_f64(v))
+                .collect::<Result<Vec<_>, _>>()?;
+            if self.constraint.counterexample(&theta_q)?.is_none()
+                && self.weight_box_holds(&theta_q)
+            {
+                let satisfied = if with_soft {
+                    self.count_satisfied(&theta_q)
+                } else {
+                    0
+                };
+                // HiGHS counts padded soft constraints; an exact count below its objective
+                // means optimality is not established.
+                let status = match (sol.status, sol.objective) {
+                    (Status::Optimal, Some(o)) if (o - satisfied as f64).abs() < 0.5 => {
+                        Status::Optimal
+                    }
+                    (Status::Optimal, _) => Status::Satisfiable,
+                    (s, _) => s,
+                };
+                return Ok(UpdateOutcome {
+                    status,
+                    theta: Some(theta_q),
+                    theta_f64: Some(theta),
+                    f64_verified: true,
+                    satisfied,
+                    n_soft,
+                    encoding: Encoding::Eliminated(p.exactness),
+                    stats,
+                    reason: None,
+                });
+            }
+            margin *= 100.0;
+        }
+        Ok(UpdateOutcome {
+            status: Status::Unknown,
+            theta: None,
+            theta_f64: None,
+            f64_verified: false,
+            satisfied: 0,
+            n_soft,
+            encoding: Encoding::Eliminated(p.exactness),
+            stats,
+            reason: Some("HiGHS's weights failed the exact check three times".into()),
+        })
+    }
+
+    fn weight_box_holds(&self, theta: &[Q]) -> bool {
+        self.weight_box.atoms().iter().all(|f| holds(f, theta))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        status: Status,
+        theta: Option<Vec<Q>>,
+        _f64: Option<Vec<f64>>,
+        encoding: Encoding,
+        stats: SolveStats,
+        reason: Option<String>,
+        n_soft: usize,
+    ) -> Result<UpdateOutcome, MaxSmtError> {
+        let Some(theta) = theta else {
+            return Ok(UpdateOutcome {
+                status,
+                theta: None,
+                theta_f64: None,
+                f64_verified: false,
+                satisfied: 0,
+                n_soft,
+                encoding,
+                stats,
+                reason,
+            });
+        };
+        if let Some(z) = self.constraint.counterexample(&theta)? {
+            return Err(MaxSmtError::Solver(format!(
+                "the {encoding:?} encoding returned weights that violate the constraint at z = {:?}",
+                z.iter().map(q_to_f64).collect::<Vec<_>>()
+            )));
+        }
+        let theta_f64: Vec<f64> = theta.iter().map(q_to_f64).collect();
+        let f64_verified = self.constraint.counterexample_f64(&theta_f64)?.is_none();
+        let satisfied = if n_soft > 0 {
+            self.count_satisfied(&theta)
+        } else {
+            0
+        };
+        Ok(UpdateOutcome {
+            status,
+            theta: Some(theta),
+            theta_f64: Some(theta_f64),
+            f64_verified,
+            satisfied,
+            n_soft,
+            encoding,
+            stats,
+            reason,
+        })
+    }
+}
+
+fn read(model: &z3::Model, theta: &[Real]) -> Result<Vec<Q>, MaxSmtError> {
+    z3enc::read_theta(model, theta)
+}
+
+/// Exact truth of a formula over `θ` only (atoms, conjunctions, disjunctions).
+fn holds(f: &QfFormula, theta: &[Q]) -> bool {
+    match f {
+        QfFormula::True => true,
+        QfFormula::False => false,
+        QfFormula::Atom(a) => a.holds(theta),
+        QfFormula::And(v) => v.iter().all(|g| holds(g, theta)),
+        QfFormula::Or(v) => v.iter().any(|g| holds(g, theta)),
+        QfFormula::Count { .. } => false,
+    }
+}
