@@ -150,11 +150,17 @@ fn bench(c: &mut Criterion) {
             time_limit: Some(Duration::from_secs(cap)),
             cancel: None,
         };
-        let methods: [(&str, UpdateMethod, &dyn MaxSmtSolver, &Limits); 4] = [
+        let methods: [(&str, UpdateMethod, &dyn MaxSmtSolver, &Limits); 5] = [
             (
                 "eliminated-lra-pmres",
                 UpdateMethod::Eliminated(opts),
                 &PmRes,
+                &unlimited,
+            ),
+            (
+                "eliminated-lra-z3opt",
+                UpdateMethod::Eliminated(opts),
+                &Z3Optimize,
                 &unlimited,
             ),
             (

@@ -18,6 +18,26 @@
 //! * a MILP back end for the eliminated problem on HiGHS ([`milp`]);
 //! * the batch API for trainers, [`LastLayerUpdate`].
 //!
+//! ```
+//! use provenn_dsl::{compile, Bindings};
+//! use provenn_maxsmt::*;
+//!
+//! // One raw input x0 ∈ [0, 1], skip-connected; one latent feature in [0, 2]; two outputs.
+//! let c = compile("x[0] <= 0.5 => y[0] > y[1]", &Bindings::anonymous(&[(0.0, 1.0)], 2))?.remove(0);
+//! let layer = LastLayer { n_features: 2, n_outputs: 2 };
+//! let constraint = LastLayerConstraint::new(layer, &c, &[(0.0, 2.0)], &[0])?;
+//! // Two examples (z = [latent, x0]) labelled "output 1", margin 0.
+//! let targets = Targets::Classification { labels: vec![vec![false, true]; 2], margins: vec![0.0] };
+//! let batch = vec![vec![1.0, 0.9], vec![0.5, 0.2]];
+//! let update = LastLayerUpdate::new(&constraint, WeightBox::uniform(layer.n_params(), -1.0, 1.0)?, &batch, &targets)?;
+//! let out = update.solve(UpdateMethod::Milp(EliminationOptions::default()), &PmRes, &Limits::default())?;
+//! assert_eq!(out.status, Status::Optimal);
+//! // The second example has x0 ≤ 0.5, where the constraint forces y0 > y1: only 3 of 4 fit.
+//! assert_eq!(out.satisfied, 3);
+//! assert!(constraint.counterexample_f64(out.theta_f64.as_ref().unwrap())?.is_none());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Every θ this crate returns as satisfying a constraint has been checked exactly in rational
 //! arithmetic by a different encoding (Z3 on `∃z: P(z) ∧ ¬C`, θ fixed), and the returned
 //! `f64` weights are checked again after rounding.

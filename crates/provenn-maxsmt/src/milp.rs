@@ -74,6 +74,23 @@ fn up(q: &Q) -> f64 {
     v + v.abs() * 1e-12 + 1e-12
 }
 
+/// The smallest `f64` ≥ `q`.
+fn inward_up(q: &Q) -> f64 {
+    let v = q.to_f64().unwrap_or(f64::NEG_INFINITY);
+    match Q::from_float(v) {
+        Some(e) if e < *q => v.next_up(),
+        _ => v,
+    }
+}
+/// The largest `f64` ≤ `q`.
+fn inward_down(q: &Q) -> f64 {
+    let v = q.to_f64().unwrap_or(f64::INFINITY);
+    match Q::from_float(v) {
+        Some(e) if e > *q => v.next_down(),
+        _ => v,
+    }
+}
+
 impl Builder {
     fn binary(&mut self) -> Variable {
         self.n_binaries += 1;
@@ -208,10 +225,21 @@ pub fn solve(
 ) -> Result<MilpSolution, MaxSmtError> {
     let start = Instant::now();
     let mut vars = ProblemVariables::new();
+    let n_theta = problem.layer.n_params();
     let cols: Vec<Variable> = problem
         .bounds
         .iter()
-        .map(|(l, u)| vars.add(variable().min(down(l)).max(up(u))))
+        .enumerate()
+        .map(|(i, (l, u))| {
+            // The weights' bounds are rounded inwards (the caller checks the box exactly);
+            // the auxiliaries' outwards (they only need to contain the exact range).
+            let (lo, hi) = if i < n_theta {
+                (inward_up(l), inward_down(u))
+            } else {
+                (down(l), up(u))
+            };
+            vars.add(variable().min(lo).max(hi.max(lo)))
+        })
         .collect();
     let mut b = Builder {
         vars,
@@ -236,7 +264,6 @@ pub fn solve(
         objective += (*w as f64) * s;
         b.formula(f, &vec![(s, true)]);
     }
-    let n_theta = problem.layer.n_params();
     let Builder {
         vars,
         constraints,

@@ -8,7 +8,7 @@ use crate::eliminate::{eliminate, EliminationOptions, Exactness, QfFormula};
 use crate::lastlayer::{LastLayerConstraint, LinAtom, LinForm};
 use crate::milp::{self, MilpOptions};
 use crate::rational::{q_from_f64, q_to_f64};
-use crate::solver::{Instance, Limits, MaxSmtSolver, SoftConstraint, SolveStats, Status};
+use crate::solver::{Instance, Limits, MaxSmtSolver, PmRes, SoftConstraint, SolveStats, Status};
 use crate::{z3enc, MaxSmtError, Q};
 
 /// Box of admissible weights `θ`, with strict or non-strict ends.
@@ -411,8 +411,7 @@ impl<'a> LastLayerUpdate<'a> {
         with_soft: bool,
     ) -> Result<UpdateOutcome, MaxSmtError> {
         let start = Instant::now();
-        let p = eliminate(self.constraint, &self.weight_box.closed(), opts)?;
-        let hard = self.weight_box.atoms();
+        let mut p = eliminate(self.constraint, &self.weight_box.closed(), opts)?;
         let soft: Vec<(QfFormula, u64)> = if with_soft {
             self.soft.iter().map(|f| (f.clone(), 1)).collect()
         } else {
@@ -421,13 +420,40 @@ impl<'a> LastLayerUpdate<'a> {
         let n_soft = soft.len();
         let mut margin = MilpOptions::default().safety_margin;
         let mut stats = SolveStats::default();
+        let box_bounds = p.bounds[..self.weight_box.len()].to_vec();
         // The padding makes HiGHS's tolerances harmless in practice; the exact check decides,
         // and a failure is retried with a wider padding.
         for _ in 0..3 {
+            // The weight box becomes column bounds, strict ends pulled in by the margin. (As
+            // padded atoms, a fixed weight — zero gradient — would be infeasible.)
+            let pad = q_from_f64(2.0 * margin)?;
+            for (i, (l, u)) in box_bounds.iter().enumerate() {
+                let lo = if self.weight_box.lower[i].1 {
+                    l + &pad
+                } else {
+                    l.clone()
+                };
+                let hi = if self.weight_box.upper[i].1 {
+                    u - &pad
+                } else {
+                    u.clone()
+                };
+                if lo > hi {
+                    // A strict end narrower than the padding: only the exact path can tell.
+                    return self.milp_fallback(
+                        opts,
+                        limits,
+                        with_soft,
+                        stats,
+                        "weight box narrower than the MILP margin",
+                    );
+                }
+                p.bounds[i] = (lo, hi);
+            }
             let remaining = limits.time_limit.map(|t| t.saturating_sub(start.elapsed()));
             let sol = milp::solve(
                 &p,
-                &hard,
+                &[],
                 &soft,
                 &MilpOptions {
                     time_limit: remaining,
@@ -436,6 +462,16 @@ impl<'a> LastLayerUpdate<'a> {
             )?;
             stats.calls += 1;
             stats.time = start.elapsed();
+            if sol.status == Status::Unsatisfiable {
+                // Infeasible *with the safety margin* is not a proof: the exact path decides.
+                return self.milp_fallback(
+                    opts,
+                    limits,
+                    with_soft,
+                    stats,
+                    "HiGHS found no weights with the safety margin",
+                );
+            }
             let Some(theta) = sol.theta else {
                 return Ok(UpdateOutcome {
                     status: sol.status,
@@ -495,6 +531,32 @@ impl<'a> LastLayerUpdate<'a> {
             stats,
             reason: Some("HiGHS's weights failed the exact check three times".into()),
         })
+    }
+
+    /// The eliminated problem on Z3 (exact), after the MILP could not decide.
+    fn milp_fallback(
+        &self,
+        opts: EliminationOptions,
+        limits: &Limits,
+        with_soft: bool,
+        mut stats: SolveStats,
+        why: &str,
+    ) -> Result<UpdateOutcome, MaxSmtError> {
+        let mut rest = limits.clone();
+        if let Some(t) = limits.time_limit {
+            rest.time_limit = Some(t.saturating_sub(stats.time));
+        }
+        let mut out = self.run(UpdateMethod::Eliminated(opts), &PmRes, &rest, with_soft)?;
+        stats.calls += out.stats.calls;
+        stats.cores += out.stats.cores;
+        stats.time += out.stats.time;
+        out.stats = stats;
+        let note = format!("{why}; solved exactly on Z3 instead");
+        out.reason = Some(match out.reason {
+            Some(r) => format!("{note}; {r}"),
+            None => note,
+        });
+        Ok(out)
     }
 
     fn weight_box_holds(&self, theta: &[Q]) -> bool {

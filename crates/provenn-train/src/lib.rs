@@ -6,6 +6,7 @@
 //! models certified by an independent check — are owned by the trainers issue.
 #![forbid(unsafe_code)]
 
+pub mod deepsade;
 pub mod ffn;
 pub mod metrics;
 
@@ -23,4 +24,16 @@ pub enum TrainError {
     /// A data error.
     #[error(transparent)]
     Data(#[from] provenn_data::DataError),
+    /// A bound-propagation error.
+    #[error(transparent)]
+    Bounds(#[from] provenn_bounds::BoundsError),
+    /// A MaxSMT/last-layer error.
+    #[error(transparent)]
+    MaxSmt(#[from] provenn_maxsmt::MaxSmtError),
+    /// A MILP (certification) error.
+    #[error(transparent)]
+    Milp(#[from] provenn_milp::MilpError),
+    /// Training could not start or produced nothing usable.
+    #[error("training failed: {0}")]
+    Failed(String),
 }

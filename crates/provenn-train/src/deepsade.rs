@@ -1,0 +1,438 @@
+//! DeepSaDe (Goyal et al., AAAI 2024): an MLP whose last layer is kept, at every accepted
+//! step, inside the set of weights that satisfy the domain constraint for *every* input, while
+//! the earlier layers follow plain gradient steps.
+//!
+//! Per mini-batch: the loss gradient; a line search on the last layer (`θ − lr·g·s/steps`,
+//! s = steps…1), each candidate checked exactly over the latent box (interval bounds of the
+//! penultimate layer over the constraint's domain, plus the skip-connected raw features);
+//! if no candidate passes, a MaxSMT update inside DeepSaDe's gradient-sign box (provenn-maxsmt,
+//! the exact ∀-elimination solved as a MILP by default). An accepted step snapshots the model
+//! when the validation loss improves — before the earlier layers move, so the snapshot's last
+//! layer is certified for the snapshot's own latent box — and then steps the earlier layers. A
+//! failed step flips each gradient sign with probability ½ next time (the papers' restart).
+//! The returned model is then certified independently by provenn-milp on the whole network
+//! over the whole domain; the trainer reports the certificate and never calls an uncertified
+//! model guaranteed.
+use std::time::{Duration, Instant};
+
+use nalgebra::{DMatrix, DVector};
+use provenn_bounds::{BoundPropagator, InputBox, IntervalBounds};
+use provenn_data::{Dataset, Targets as DataTargets};
+use provenn_dsl::ir::Constraint;
+use provenn_maxsmt::{
+    EliminationOptions, LastLayer, LastLayerConstraint, LastLayerUpdate, Limits, PmRes,
+    Targets as SoftTargets, UpdateMethod, WeightBox,
+};
+use provenn_milp::{Certificate, CertifyOptions, ConstraintCertifier};
+use provenn_nn::loss::{BceWithLogits, Loss, Mse};
+use provenn_nn::{Activation, Mlp, MlpBuilder};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::TrainError;
+
+/// Hyper-parameters of [`DeepSade`], validated by [`DeepSadeParams::build`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeepSadeParams {
+    /// Hidden layer widths (ReLU).
+    pub hidden: Vec<usize>,
+    /// Epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// SGD learning rate (earlier layers, and the line search's full step).
+    pub learning_rate: f64,
+    /// Largest change of one last-layer weight in a MaxSMT step (DeepSaDe: 0.1).
+    pub max_step: f64,
+    /// Classification margins `m` (soft constraints `y_k > m` / `< −m`; DeepSaDe `[0, 1, 2]`).
+    pub margins: Vec<f64>,
+    /// Regression tolerance levels `m` (soft constraints `|y_k − t_k| ≤ m·max_batch t_k`;
+    /// DeepSaDe `[0.1]`).
+    pub tolerances: Vec<f64>,
+    /// Line-search candidates per step (DeepSaDe: 5).
+    pub line_search_steps: usize,
+    /// Box of the last-layer weights (DeepSaDe: 100).
+    pub weight_limit: f64,
+    /// Box of the initial satisfying last layer.
+    pub initial_box: (f64, f64),
+    /// How MaxSMT steps are solved.
+    pub update: UpdateMethod,
+    /// Time limit of one MaxSMT step (a timeout is a failed step).
+    pub step_time_limit: Duration,
+    /// Time limit of the final certification.
+    pub certify_time_limit: Duration,
+    /// Seed of initialisation, shuffling and restarts.
+    pub seed: u64,
+}
+
+impl Default for DeepSadeParams {
+    fn default() -> Self {
+        DeepSadeParams {
+            hidden: vec![16, 16],
+            epochs: 10,
+            batch_size: 16,
+            learning_rate: 0.05,
+            max_step: 0.1,
+            margins: vec![0.0, 1.0, 2.0],
+            tolerances: vec![0.1],
+            line_search_steps: 5,
+            weight_limit: 100.0,
+            initial_box: (-1.0, 1.0),
+            update: UpdateMethod::Milp(EliminationOptions::default()),
+            step_time_limit: Duration::from_secs(10),
+            certify_time_limit: Duration::from_secs(120),
+            seed: 0,
+        }
+    }
+}
+
+/// A validated [`DeepSadeParams`].
+#[derive(Debug, Clone)]
+pub struct DeepSade {
+    p: DeepSadeParams,
+}
+
+impl DeepSadeParams {
+    /// Validates the parameters.
+    ///
+    /// # Errors
+    /// Zero sizes, non-positive rates, steps or limits, an empty initial box.
+    pub fn build(self) -> Result<DeepSade, TrainError> {
+        let bad = |m: &str| Err(TrainError::InvalidParams(m.into()));
+        if self.epochs == 0 || self.batch_size == 0 || self.line_search_steps == 0 {
+            return bad("epochs, batch size and line-search steps must be ≥ 1");
+        }
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            return bad("DeepSaDe needs at least one hidden layer, all widths ≥ 1");
+        }
+        let positive = |v: f64| v > 0.0 && v.is_finite();
+        if !(positive(self.learning_rate) && positive(self.max_step) && positive(self.weight_limit))
+        {
+            return bad("learning rate, max step and weight limit must be finite and > 0");
+        }
+        let (lo, hi) = self.initial_box;
+        if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+            return bad("the initial box must be finite and non-empty");
+        }
+        if self
+            .margins
+            .iter()
+            .chain(&self.tolerances)
+            .any(|m| !m.is_finite() || *m < 0.0)
+        {
+            return bad("margins and tolerances must be finite and ≥ 0");
+        }
+        if self.step_time_limit.is_zero() || self.certify_time_limit.is_zero() {
+            return bad("time limits must be > 0");
+        }
+        Ok(DeepSade { p: self })
+    }
+}
+
+/// Whether the returned model carries a guarantee.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Guarantee {
+    /// provenn-milp certified the whole network over the whole domain (no input violates by
+    /// more than the certifier's tolerance; `margin` is the proven slack).
+    Certified {
+        /// Proven margin.
+        margin: f64,
+    },
+    /// No certificate: the model must not be called guaranteed.
+    NotCertified {
+        /// The certifier's answer.
+        reason: String,
+    },
+}
+
+/// Counters of one DeepSaDe run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeepSadeStats {
+    /// Mini-batches processed.
+    pub batches: usize,
+    /// Steps accepted by the line search.
+    pub line_search_steps: usize,
+    /// Steps accepted from a MaxSMT solve.
+    pub maxsmt_steps: usize,
+    /// Failed steps (each followed by a gradient-sign restart).
+    pub failed_steps: usize,
+    /// Time spent in MaxSMT solves.
+    pub maxsmt_time: Duration,
+    /// Validation (or training) loss of the returned snapshot.
+    pub best_loss: f64,
+    /// Wall-clock training time, certification excluded.
+    pub train_time: Duration,
+    /// Certification time.
+    pub certify_time: Duration,
+}
+
+/// A trained DeepSaDe model.
+#[derive(Debug, Clone)]
+pub struct FittedDeepSade {
+    /// The network (logits for classification).
+    pub net: Mlp,
+    /// The independent certificate.
+    pub guarantee: Guarantee,
+    /// Counters.
+    pub stats: DeepSadeStats,
+}
+
+/// Progress of one batch (for progress bars).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeepSadeProgress {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Accepted steps so far.
+    pub accepted: usize,
+    /// Restarts so far.
+    pub restarts: usize,
+    /// Best validation loss so far.
+    pub best_loss: f64,
+}
+
+/// The last layer's parameters in provenn-maxsmt's layout (per output: bias, then weights).
+fn theta_of(net: &Mlp) -> Vec<f64> {
+    let last = net.layers().last().expect("an Mlp has layers");
+    let (w, b) = (last.weights(), last.bias());
+    let mut t = Vec::with_capacity(w.nrows() * (w.ncols() + 1));
+    for k in 0..w.nrows() {
+        t.push(b[k]);
+        t.extend(w.row(k).iter());
+    }
+    t
+}
+
+fn set_theta(net: &mut Mlp, theta: &[f64]) -> Result<(), TrainError> {
+    let l = net.layers().len() - 1;
+    let (n_out, n_in) = {
+        let w = net.layers()[l].weights();
+        (w.nrows(), w.ncols())
+    };
+    let w = DMatrix::from_fn(n_out, n_in, |k, j| theta[k * (n_in + 1) + 1 + j]);
+    let b = DVector::from_fn(n_out, |k, _| theta[k * (n_in + 1)]);
+    let layer = net.layer_mut(l);
+    layer.set_weights(w)?;
+    layer.set_bias(b)?;
+    Ok(())
+}
+
+impl DeepSade {
+    /// The parameters.
+    pub fn params(&self) -> &DeepSadeParams {
+        &self.p
+    }
+
+    /// Trains on `train` under `constraint` (over the dataset's scaled inputs and the network's
+    /// outputs; its domain is the input box). `skip` lists the raw inputs the constraint reads,
+    /// skip-connected into the last layer. The snapshot with the lowest loss on `validation`
+    /// (else on `train`) is returned, with its certificate.
+    ///
+    /// # Errors
+    /// Shape mismatches, a constraint outside the last-layer fragment, no initial satisfying
+    /// last layer in the initial box.
+    pub fn fit(
+        &self,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        constraint: &Constraint,
+        skip: &[usize],
+        on_batch: &mut dyn FnMut(&DeepSadeProgress),
+    ) -> Result<FittedDeepSade, TrainError> {
+        let p = &self.p;
+        let start = Instant::now();
+        let n_out = train.targets.n_outputs();
+        let mut b = MlpBuilder::new(train.n_features()).seed(p.seed);
+        for &w in &p.hidden {
+            b = b.hidden(w, Activation::Relu);
+        }
+        let mut net = b
+            .output(n_out, Activation::Identity)
+            .skip_features(skip.to_vec())
+            .build()?;
+        let (lo, hi): (Vec<f64>, Vec<f64>) = constraint.domain.iter().copied().unzip();
+        let domain = InputBox::new(lo, hi)?;
+        let last = net.layers().len() - 1;
+        let layer = LastLayer {
+            n_features: net.layers()[last].inputs(),
+            n_outputs: n_out,
+        };
+        let restate = |net: &Mlp| -> Result<LastLayerConstraint, TrainError> {
+            let bounds = IntervalBounds.bounds(net, &domain, None)?;
+            let h = &bounds.layer(last - 1).post;
+            let latent: Vec<(f64, f64)> = h
+                .lower
+                .iter()
+                .copied()
+                .zip(h.upper.iter().copied())
+                .collect();
+            Ok(LastLayerConstraint::new(layer, constraint, &latent, skip)?)
+        };
+        let (loss, regression): (&dyn Loss, bool) = match &train.targets {
+            DataTargets::Regression(_) => (&Mse, true),
+            _ => (&BceWithLogits, false),
+        };
+        let y_all = train.targets.to_matrix();
+        let limits = Limits {
+            time_limit: Some(p.step_time_limit),
+            cancel: None,
+        };
+        let mut stats = DeepSadeStats::default();
+
+        // An initial last layer that satisfies the constraint.
+        let llc = restate(&net)?;
+        let none = SoftTargets::Classification {
+            labels: vec![],
+            margins: vec![],
+        };
+        let init_box = WeightBox::uniform(layer.n_params(), p.initial_box.0, p.initial_box.1)?;
+        let init = LastLayerUpdate::new(&llc, init_box, &[], &none)?
+            .feasible(p.update, &PmRes, &limits)?;
+        match (init.theta_f64, init.f64_verified) {
+            (Some(t), true) => set_theta(&mut net, &t)?,
+            _ => {
+                return Err(TrainError::Failed(format!(
+                    "no last layer in {:?} satisfies the constraint ({:?})",
+                    p.initial_box, init.status
+                )))
+            }
+        }
+        let eval_loss = |net: &Mlp| -> Result<f64, TrainError> {
+            let (x, y) = match validation {
+                Some(v) => (&v.x, v.targets.to_matrix()),
+                None => (&train.x, y_all.clone()),
+            };
+            Ok(loss.value(&net.forward_batch(x)?, &y))
+        };
+        let mut best = net.clone();
+        stats.best_loss = eval_loss(&net)?;
+
+        let mut rng = ChaCha8Rng::seed_from_u64(p.seed.wrapping_add(0x5ade));
+        let mut order: Vec<usize> = (0..train.n_rows()).collect();
+        let mut restart = false;
+        for epoch in 0..p.epochs {
+            order.shuffle(&mut rng);
+            for chunk in order.chunks(p.batch_size) {
+                stats.batches += 1;
+                let xb = DMatrix::from_fn(chunk.len(), train.n_features(), |i, j| {
+                    train.x[(chunk[i], j)]
+                });
+                let yb = DMatrix::from_fn(chunk.len(), n_out, |i, k| y_all[(chunk[i], k)]);
+                let (_, grads) = net.loss_gradient(&xb, &yb, loss)?;
+                let lg = &grads.layers[last];
+                let mut g: Vec<f64> = Vec::with_capacity(layer.n_params());
+                for k in 0..n_out {
+                    g.push(lg.bias[k]);
+                    g.extend(lg.weights.row(k).iter());
+                }
+                if restart {
+                    for v in &mut g {
+                        if rng.gen_bool(0.5) {
+                            *v = -*v;
+                        }
+                    }
+                }
+                let theta = theta_of(&net);
+                let llc = restate(&net)?;
+                // Line search: the largest step whose last layer satisfies the constraint.
+                let mut accepted: Option<Vec<f64>> = None;
+                for s in (1..=p.line_search_steps).rev() {
+                    let f = p.learning_rate * s as f64 / p.line_search_steps as f64;
+                    let cand: Vec<f64> = theta.iter().zip(&g).map(|(t, gi)| t - f * gi).collect();
+                    if llc.counterexample_f64(&cand)?.is_none() {
+                        accepted = Some(cand);
+                        stats.line_search_steps += 1;
+                        break;
+                    }
+                }
+                if accepted.is_none() {
+                    let trace = net.trace(&xb)?;
+                    let z = trace.layer_input(last);
+                    let features: Vec<Vec<f64>> = (0..chunk.len())
+                        .map(|i| z.row(i).iter().copied().collect())
+                        .collect();
+                    let soft = if regression {
+                        let t: Vec<Vec<f64>> = (0..chunk.len())
+                            .map(|i| yb.row(i).iter().copied().collect())
+                            .collect();
+                        let maxes: Vec<f64> = (0..n_out).map(|k| yb.column(k).max()).collect();
+                        SoftTargets::Regression {
+                            targets: t,
+                            tolerances: p
+                                .tolerances
+                                .iter()
+                                .map(|m| maxes.iter().map(|mx| m * mx.abs()).collect())
+                                .collect(),
+                        }
+                    } else {
+                        SoftTargets::Classification {
+                            labels: (0..chunk.len())
+                                .map(|i| yb.row(i).iter().map(|v| *v > 0.5).collect())
+                                .collect(),
+                            margins: p.margins.clone(),
+                        }
+                    };
+                    let wb = WeightBox::gradient_orthant(&theta, &g, p.max_step, p.weight_limit)?;
+                    let t0 = Instant::now();
+                    let out = LastLayerUpdate::new(&llc, wb, &features, &soft)?
+                        .solve(p.update, &PmRes, &limits)?;
+                    stats.maxsmt_time += t0.elapsed();
+                    if let (Some(t), true) = (out.theta_f64, out.f64_verified) {
+                        accepted = Some(t);
+                        stats.maxsmt_steps += 1;
+                    }
+                }
+                match accepted {
+                    Some(t) => {
+                        restart = false;
+                        set_theta(&mut net, &t)?;
+                        let l = eval_loss(&net)?;
+                        if l < stats.best_loss {
+                            stats.best_loss = l;
+                            best = net.clone();
+                        }
+                        // Earlier layers: plain SGD with the batch's gradient.
+                        for (li, lgr) in grads.layers.iter().enumerate().take(last) {
+                            let layer = net.layer_mut(li);
+                            let w = layer.weights().clone() - &lgr.weights * p.learning_rate;
+                            let bias = layer.bias().clone() - &lgr.bias * p.learning_rate;
+                            layer.set_weights(w)?;
+                            layer.set_bias(bias)?;
+                        }
+                    }
+                    None => {
+                        restart = true;
+                        stats.failed_steps += 1;
+                    }
+                }
+                on_batch(&DeepSadeProgress {
+                    epoch,
+                    accepted: stats.line_search_steps + stats.maxsmt_steps,
+                    restarts: stats.failed_steps,
+                    best_loss: stats.best_loss,
+                });
+            }
+        }
+        stats.train_time = start.elapsed();
+
+        let t0 = Instant::now();
+        let certifier = ConstraintCertifier::new(CertifyOptions {
+            time_limit: Some(p.certify_time_limit),
+            ..CertifyOptions::default()
+        })?;
+        let report = certifier.certify(&best, constraint)?;
+        stats.certify_time = t0.elapsed();
+        let guarantee = match report.certificate {
+            Certificate::Certified { margin } => Guarantee::Certified { margin },
+            Certificate::Violated(w) => Guarantee::NotCertified {
+                reason: format!("violated at x = {:?} by {}", w.x, w.violation),
+            },
+            Certificate::Unknown { reason } => Guarantee::NotCertified { reason },
+        };
+        Ok(FittedDeepSade {
+            net: best,
+            guarantee,
+            stats,
+        })
+    }
+}
