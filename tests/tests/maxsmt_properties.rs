@@ -283,7 +283,7 @@ proptest! {
         let targets = Targets::Classification { labels: c.labels.clone(), margins: vec![0.0, 0.5] };
         let wb = WeightBox::uniform(c.layer.n_params(), -c.bound, c.bound).unwrap();
         let up = LastLayerUpdate::new(&c.llc, wb, &c.features, &targets).unwrap();
-        let limits = Limits { time_limit: Some(Duration::from_secs(20)), cancel: None };
+        let limits = Limits { time_limit: Some(Duration::from_secs(10)), cancel: None };
         let opts = EliminationOptions::default();
         let elim = up.solve(UpdateMethod::Eliminated(opts), &PmRes, &limits).unwrap();
         let milp = up.solve(UpdateMethod::Milp(opts), &PmRes, &limits).unwrap();

@@ -629,3 +629,47 @@ fn holds(f: &QfFormula, theta: &[Q]) -> bool {
         QfFormula::Count { .. } => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use provenn_dsl::{compile, Bindings};
+
+    use super::*;
+    use crate::{LastLayer, PmRes};
+
+    /// Zero gradients fix weights (`lo = hi`); the MILP must still find the box's points, and
+    /// strict ends must be kept exactly.
+    #[test]
+    fn gradient_box_with_fixed_weights_is_solved_by_every_method() {
+        let c = compile("y[0] >= 0", &Bindings::anonymous(&[(0.0, 1.0)], 1))
+            .unwrap()
+            .remove(0);
+        let layer = LastLayer {
+            n_features: 2,
+            n_outputs: 1,
+        };
+        let llc = LastLayerConstraint::new(layer, &c, &[(0.0, 1.0)], &[0]).unwrap();
+        let current = [0.5, 0.25, 0.25];
+        let grad = [0.0, 1.0, -1.0];
+        let wb = WeightBox::gradient_orthant(&current, &grad, 0.1, 100.0).unwrap();
+        let none = Targets::Classification {
+            labels: vec![],
+            margins: vec![],
+        };
+        let up = LastLayerUpdate::new(&llc, wb, &[], &none).unwrap();
+        for m in [
+            UpdateMethod::Milp(EliminationOptions::default()),
+            UpdateMethod::Eliminated(EliminationOptions::default()),
+            UpdateMethod::Quantified,
+        ] {
+            let out = up.feasible(m, &PmRes, &Limits::default()).unwrap();
+            assert_eq!(out.status, Status::Optimal, "{m:?}: {:?}", out.reason);
+            let t = out.theta.unwrap();
+            assert_eq!(t[0], q_from_f64(0.5).unwrap(), "{m:?}");
+            let (w, s) = (q_from_f64(0.25).unwrap(), q_from_f64(0.1).unwrap());
+            assert!(t[1] < w && t[1] >= &w - &s, "{m:?}");
+            assert!(t[2] > w && t[2] <= &w + &s, "{m:?}");
+            assert!(out.f64_verified);
+        }
+    }
+}
