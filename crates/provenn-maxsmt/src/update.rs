@@ -187,6 +187,28 @@ pub struct UpdateOutcome {
     pub reason: Option<String>,
 }
 
+impl UpdateOutcome {
+    fn without_weights(
+        status: Status,
+        n_soft: usize,
+        encoding: Encoding,
+        stats: SolveStats,
+        reason: Option<String>,
+    ) -> Self {
+        UpdateOutcome {
+            status,
+            theta: None,
+            theta_f64: None,
+            f64_verified: false,
+            satisfied: 0,
+            n_soft,
+            encoding,
+            stats,
+            reason,
+        }
+    }
+}
+
 /// One last-layer update: new weights in the weight box that satisfy the domain constraint
 /// and as many of the batch's soft constraints as possible.
 #[derive(Debug, Clone)]
@@ -397,9 +419,7 @@ impl<'a> LastLayerUpdate<'a> {
                     Some(m) => Some(read(m, &theta)?),
                     None => None,
                 };
-                self.finish(
-                    out.status, theta_q, None, encoding, out.stats, out.reason, n_soft,
-                )
+                self.finish(out.status, theta_q, encoding, out.stats, out.reason, n_soft)
             }
         }
     }
@@ -473,17 +493,13 @@ impl<'a> LastLayerUpdate<'a> {
                 );
             }
             let Some(theta) = sol.theta else {
-                return Ok(UpdateOutcome {
-                    status: sol.status,
-                    theta: None,
-                    theta_f64: None,
-                    f64_verified: false,
-                    satisfied: 0,
+                return Ok(UpdateOutcome::without_weights(
+                    sol.status,
                     n_soft,
-                    encoding: Encoding::Eliminated(p.exactness),
+                    Encoding::Eliminated(p.exactness),
                     stats,
-                    reason: None,
-                });
+                    None,
+                ));
             };
             let theta_q = theta
                 .iter()
@@ -520,17 +536,13 @@ impl<'a> LastLayerUpdate<'a> {
             }
             margin *= 100.0;
         }
-        Ok(UpdateOutcome {
-            status: Status::Unknown,
-            theta: None,
-            theta_f64: None,
-            f64_verified: false,
-            satisfied: 0,
+        Ok(UpdateOutcome::without_weights(
+            Status::Unknown,
             n_soft,
-            encoding: Encoding::Eliminated(p.exactness),
+            Encoding::Eliminated(p.exactness),
             stats,
-            reason: Some("HiGHS's weights failed the exact check three times".into()),
-        })
+            Some("HiGHS's weights failed the exact check three times".into()),
+        ))
     }
 
     /// The eliminated problem on Z3 (exact), after the MILP could not decide.
@@ -568,24 +580,15 @@ impl<'a> LastLayerUpdate<'a> {
         &self,
         status: Status,
         theta: Option<Vec<Q>>,
-        _f64: Option<Vec<f64>>,
         encoding: Encoding,
         stats: SolveStats,
         reason: Option<String>,
         n_soft: usize,
     ) -> Result<UpdateOutcome, MaxSmtError> {
         let Some(theta) = theta else {
-            return Ok(UpdateOutcome {
-                status,
-                theta: None,
-                theta_f64: None,
-                f64_verified: false,
-                satisfied: 0,
-                n_soft,
-                encoding,
-                stats,
-                reason,
-            });
+            return Ok(UpdateOutcome::without_weights(
+                status, n_soft, encoding, stats, reason,
+            ));
         };
         if let Some(z) = self.constraint.counterexample(&theta)? {
             return Err(MaxSmtError::Solver(format!(

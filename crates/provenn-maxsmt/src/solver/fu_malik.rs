@@ -3,8 +3,6 @@
 //! heavier than the core's minimum weight is split, its remainder kept as a separate soft
 //! constraint. Unlike the SaDe/DeepSaDe reference loop, the at-most-one constraint is added, so
 //! a core is relaxed by one constraint, not dropped.
-use std::collections::HashMap;
-
 use z3::ast::Bool;
 
 use super::{Call, Instance, Limits, MaxSmtOutcome, MaxSmtSolver, Session};
@@ -48,23 +46,12 @@ impl MaxSmtSolver for FuMalik {
                 return s.finish(true, None);
             }
             let assumptions: Vec<Bool> = softs.iter().map(|x| x.lit.clone()).collect();
-            let index: HashMap<String, usize> = assumptions
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (a.to_string(), i))
-                .collect();
             match s.check(&assumptions) {
                 Call::Sat(m) => {
                     s.offer(m);
                     return s.finish(true, None);
                 }
-                Call::Unsat(core) => {
-                    let mut idx: Vec<usize> = core
-                        .iter()
-                        .filter_map(|c| index.get(&c.to_string()).copied())
-                        .collect();
-                    idx.sort_unstable();
-                    idx.dedup();
+                Call::Unsat(idx) => {
                     if idx.is_empty() {
                         // The hard constraints were satisfiable at the start and relaxation
                         // only weakens the soft ones, so this means Z3 returned a bad core.

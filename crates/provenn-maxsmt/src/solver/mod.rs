@@ -1,5 +1,6 @@
 //! MaxSMT over Z3: hard constraints and weighted soft constraints (Booleans), solved by
 //! repeated satisfiability calls with assumptions and unsat cores.
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -172,7 +173,8 @@ pub(crate) struct Session<'a> {
 /// Result of one limited call.
 pub(crate) enum Call {
     Sat(Model),
-    Unsat(Vec<Bool>),
+    /// The core, as sorted positions in the assumptions.
+    Unsat(Vec<usize>),
     Stopped(String),
 }
 
@@ -238,7 +240,22 @@ impl<'a> Session<'a> {
                 Some(m) => Call::Sat(m),
                 None => Call::Stopped("sat without a model".into()),
             },
-            SatResult::Unsat => Call::Unsat(self.solver.get_unsat_core()),
+            SatResult::Unsat => {
+                let index: HashMap<String, usize> = assumptions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (a.to_string(), i))
+                    .collect();
+                let mut core: Vec<usize> = self
+                    .solver
+                    .get_unsat_core()
+                    .iter()
+                    .filter_map(|c| index.get(&c.to_string()).copied())
+                    .collect();
+                core.sort_unstable();
+                core.dedup();
+                Call::Unsat(core)
+            }
             SatResult::Unknown => Call::Stopped(
                 self.solver
                     .get_reason_unknown()

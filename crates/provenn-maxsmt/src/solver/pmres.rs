@@ -3,8 +3,6 @@
 //! soft constraints `l_{i+1} ∨ (l₁ ∧ … ∧ l_i)` (i = 1…k−1) of weight `w` are added: exactly
 //! `#false(l) − 1` of them fail whenever at least one `l` does, so the residual problem charges
 //! every further violation and nothing else. No cardinality constraints are needed.
-use std::collections::HashMap;
-
 use z3::ast::Bool;
 
 use super::{Call, Instance, Limits, MaxSmtOutcome, MaxSmtSolver, Session};
@@ -37,23 +35,12 @@ impl MaxSmtSolver for PmRes {
                 return s.finish(true, None);
             }
             let assumptions: Vec<Bool> = softs.iter().map(|(l, _)| l.clone()).collect();
-            let index: HashMap<String, usize> = assumptions
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (a.to_string(), i))
-                .collect();
             match s.check(&assumptions) {
                 Call::Sat(m) => {
                     s.offer(m);
                     return s.finish(true, None);
                 }
-                Call::Unsat(core) => {
-                    let mut idx: Vec<usize> = core
-                        .iter()
-                        .filter_map(|c| index.get(&c.to_string()).copied())
-                        .collect();
-                    idx.sort_unstable();
-                    idx.dedup();
+                Call::Unsat(idx) => {
                     if idx.is_empty() {
                         return s.finish(false, Some("empty unsat core".into()));
                     }
