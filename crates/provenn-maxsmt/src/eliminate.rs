@@ -91,12 +91,11 @@ impl EliminatedProblem {
     }
 }
 
-struct Ctx<'a> {
+struct Ctx {
     layer: LastLayer,
     bounds: Vec<(Q, Q)>,
     definitions: Vec<LinAtom>,
     sound: Vec<String>,
-    _c: &'a LastLayerConstraint,
 }
 
 /// Eliminates the quantifiers of `constraint` for weights in `theta_box` (closed; it bounds
@@ -122,7 +121,6 @@ pub fn eliminate(
         bounds: theta_box.to_vec(),
         definitions: Vec::new(),
         sound: Vec::new(),
-        _c: constraint,
     };
     let mut parts = Vec::new();
     for (r, rule) in constraint.rules().iter().enumerate() {
@@ -226,7 +224,7 @@ fn is_point(region: &[(Q, Q)]) -> bool {
     region.iter().all(|(l, u)| l == u)
 }
 
-fn elim(ctx: &mut Ctx<'_>, f: &Formula, region: &[(Q, Q)], depth: usize) -> QfFormula {
+fn elim(ctx: &mut Ctx, f: &Formula, region: &[(Q, Q)], depth: usize) -> QfFormula {
     match f {
         Formula::True => QfFormula::True,
         Formula::False => QfFormula::False,
@@ -285,7 +283,7 @@ fn elim(ctx: &mut Ctx<'_>, f: &Formula, region: &[(Q, Q)], depth: usize) -> QfFo
 }
 
 /// `∀z ∈ region: atom(θ, z)` as linear atoms over `(θ, t)`.
-fn forall_atom(ctx: &mut Ctx<'_>, atom: &Atom, region: &[(Q, Q)]) -> QfFormula {
+fn forall_atom(ctx: &mut Ctx, atom: &Atom, region: &[(Q, Q)]) -> QfFormula {
     let layer = ctx.layer;
     // e(θ, z) = Σ_j a_j(θ) z_j + c(θ)
     let mut a: Vec<LinForm> = vec![LinForm::default(); layer.n_features];
@@ -319,13 +317,7 @@ fn forall_atom(ctx: &mut Ctx<'_>, atom: &Atom, region: &[(Q, Q)]) -> QfFormula {
 }
 
 /// `min_{z ∈ region} (a·z + c) ⋈ 0` for `⋈ ∈ {≥, >}`.
-fn min_atom(
-    ctx: &mut Ctx<'_>,
-    a: &[LinForm],
-    c: &LinForm,
-    cmp: Cmp,
-    region: &[(Q, Q)],
-) -> QfFormula {
+fn min_atom(ctx: &mut Ctx, a: &[LinForm], c: &LinForm, cmp: Cmp, region: &[(Q, Q)]) -> QfFormula {
     let mut sum = c.clone();
     for (aj, (l, u)) in a.iter().zip(region) {
         if l == u {
