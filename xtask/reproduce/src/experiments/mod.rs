@@ -7,7 +7,7 @@ use provenn::DataDir;
 mod acasxu_vnncomp;
 mod bounds_tightness;
 mod cbf;
-mod deepsade_uc2;
+mod deepsade;
 mod hardnet_acas;
 mod hardnet_opt;
 mod hardnet_pwc;
@@ -76,6 +76,11 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(cbf::HardnetCbf),
         Box::new(acasxu_vnncomp::AcasxuVnncomp),
         Box::new(hardnet_acas::HardnetAcas),
-        Box::new(deepsade_uc2::DeepsadeUc2),
+        Box::new(deepsade::Deepsade {
+            uc: deepsade::UseCaseId::Uc2,
+        }),
+        Box::new(deepsade::Deepsade {
+            uc: deepsade::UseCaseId::Uc3,
+        }),
     ]
 }
