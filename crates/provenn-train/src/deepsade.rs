@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nalgebra::{DMatrix, DVector};
 use provenn_bounds::{BoundPropagator, InputBox, IntervalBounds};
 use provenn_data::{Dataset, Targets as DataTargets};
-use provenn_dsl::ir::Constraint;
+use provenn_dsl::ir::{Constraint, Formula, Var};
 use provenn_maxsmt::{
     EliminationOptions, LastLayer, LastLayerConstraint, LastLayerUpdate, Limits, PmRes,
     Targets as SoftTargets, UpdateMethod, WeightBox,
@@ -189,6 +189,27 @@ pub struct DeepSadeProgress {
     pub restarts: usize,
     /// Best validation loss so far.
     pub best_loss: f64,
+}
+
+/// The inputs a constraint reads (sorted): DeepSaDe skip-connects exactly these into the last
+/// layer, so that the premise can restrict them there.
+pub fn constraint_inputs(c: &Constraint) -> Vec<usize> {
+    fn walk(f: &Formula, out: &mut Vec<usize>) {
+        match f {
+            Formula::True | Formula::False => {}
+            Formula::Atom(a) => out.extend(a.expr.terms.keys().filter_map(|v| match v {
+                Var::Input(_, j) => Some(*j),
+                Var::Output(..) => None,
+            })),
+            Formula::And(v) | Formula::Or(v) => v.iter().for_each(|g| walk(g, out)),
+            Formula::Count { terms, .. } => terms.iter().for_each(|(_, g)| walk(g, out)),
+        }
+    }
+    let mut out = Vec::new();
+    walk(&c.formula, &mut out);
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// The last layer's parameters in provenn-maxsmt's layout (per output: bias, then weights).

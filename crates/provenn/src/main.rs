@@ -46,10 +46,58 @@ enum Command {
     /// Certify constraints on a ReLU network over their whole domain with MILP: prints
     /// `certified`, `violated` (with a witness re-checked in f64) or `unknown`.
     Certify(CertifyArgs),
+    /// Train a network that satisfies a constraint for every input (DeepSaDe; the inputs the
+    /// constraint reads are skip-connected into the last layer), or the unconstrained FFN
+    /// baseline, and certify the result with MILP over the whole domain. Exit code 2 when the
+    /// model is not certified.
+    Train(ConstrainedTrainArgs),
     /// Decide a VNN-LIB property of an ONNX network (VNN-COMP's question): prints `sat` with
     /// a witness re-validated in f64, `unsat`, or `unknown`, in VNN-COMP's result format; or
     /// runs a whole benchmark with `--batch instances.csv`.
     Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct ConstrainedTrainArgs {
+    /// Dataset name.
+    #[arg(long)]
+    dataset: String,
+    #[command(flatten)]
+    data: DataArg,
+    /// Constraint file (provenn constraint language); several constraints are conjoined.
+    #[arg(long)]
+    constraint: PathBuf,
+    /// deepsade or ffn.
+    #[arg(long, default_value = "deepsade")]
+    method: String,
+    /// DeepSaDe's last-layer encoding: milp (eliminated, HiGHS), eliminated (Z3, linear) or
+    /// quantified (Z3, the papers' encoding).
+    #[arg(long, default_value = "milp")]
+    encoding: String,
+    /// Hidden widths, comma-separated.
+    #[arg(long, default_value = "16,16", value_delimiter = ',')]
+    hidden: Vec<usize>,
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Learning rate (DeepSaDe: SGD; FFN: Adam).
+    #[arg(long, default_value_t = 0.05)]
+    lr: f64,
+    /// Seed (initialisation, shuffling, split).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fraction of rows held out for testing.
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Fraction held out for validation (model selection).
+    #[arg(long, default_value_t = 0.1)]
+    validation_fraction: f64,
+    /// Write the trained network here (binary format).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -263,6 +311,7 @@ fn main() -> Result<()> {
         Command::Explain(a) => explain(a),
         Command::Certify(a) => certify(a),
         Command::Verify(a) => verify(a),
+        Command::Train(a) => constrained_train(a),
         Command::Nn(NnCmd::Export { file, out }) => {
             let net = load_network(&file)?;
             let bytes = provenn::nn::onnx::export_onnx(&net)?;
@@ -459,6 +508,161 @@ fn bounds(a: BoundsArgs) -> Result<()> {
         println!("output {j}: [{:.17e}, {:.17e}]", o.lower[j], o.upper[j]);
     }
     Ok(())
+}
+
+fn constrained_train(a: ConstrainedTrainArgs) -> Result<()> {
+    use provenn::dsl::ir::{Constraint, Formula};
+    use provenn::dsl::{check_rows, compile, Bindings};
+    use provenn::maxsmt::{EliminationOptions, UpdateMethod};
+    use provenn::milp::{Certificate, CertifyOptions, ConstraintCertifier};
+    use provenn::train::deepsade::{constraint_inputs, DeepSadeParams, Guarantee};
+
+    let dir = DataDir::resolve(a.data.data.as_deref());
+    let opts = LoadOptions {
+        seed: a.seed,
+        ..Default::default()
+    };
+    let d = catalog::load(&a.dataset, &dir, &opts)?.dataset;
+    let src = std::fs::read_to_string(&a.constraint)
+        .with_context(|| format!("reading {}", a.constraint.display()))?;
+    let cs = compile(&src, &Bindings::from_dataset(&d))
+        .map_err(|e| anyhow::anyhow!("{}:{e}", a.constraint.display()))?;
+    let Some(first) = cs.first() else {
+        bail!("{} holds no constraint", a.constraint.display());
+    };
+    if cs.iter().any(|c| c.two_copy || c.domain != first.domain) {
+        bail!("DeepSaDe takes single-copy constraints over one domain (relational properties are not supported here)");
+    }
+    let c = Constraint {
+        two_copy: false,
+        domain: first.domain.clone(),
+        formula: Formula::and(cs.iter().map(|c| c.formula.clone()).collect()),
+    };
+    let s = split::train_val_test(
+        d.n_rows(),
+        a.validation_fraction,
+        a.test_fraction,
+        d.targets.labels(),
+        a.seed,
+    )?;
+    let (tr, va, te) = (
+        d.select(&s.train),
+        d.select(&s.validation),
+        d.select(&s.test),
+    );
+    let val = (!va.x.is_empty()).then_some(&va);
+    let skip = constraint_inputs(&c);
+    let net = match a.method.as_str() {
+        "deepsade" => {
+            let update = match a.encoding.as_str() {
+                "milp" => UpdateMethod::Milp(EliminationOptions::default()),
+                "eliminated" => UpdateMethod::Eliminated(EliminationOptions::default()),
+                "quantified" => UpdateMethod::Quantified,
+                other => bail!("unknown encoding `{other}` (milp, eliminated, quantified)"),
+            };
+            let params = DeepSadeParams {
+                hidden: a.hidden,
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                learning_rate: a.lr,
+                update,
+                seed: a.seed,
+                ..Default::default()
+            };
+            let n_batches = a.epochs * tr.n_rows().div_ceil(a.batch_size.max(1));
+            let bar = ProgressBar::new(n_batches as u64);
+            bar.set_style(ProgressStyle::with_template(
+                "{bar:40} batch {pos}/{len} {msg} [{elapsed}]",
+            )?);
+            let fitted = params.build()?.fit(&tr, val, &c, &skip, &mut |p| {
+                bar.inc(1);
+                bar.set_message(format!(
+                    "epoch {} accepted {} restarts {} best loss {:.4}",
+                    p.epoch + 1,
+                    p.accepted,
+                    p.restarts,
+                    p.best_loss
+                ));
+            })?;
+            bar.finish_and_clear();
+            let st = &fitted.stats;
+            println!(
+                "DeepSaDe: {} batches, {} line-search and {} MaxSMT steps, {} restarts; {:.2} s training ({:.2} s MaxSMT), {:.2} s certification",
+                st.batches,
+                st.line_search_steps,
+                st.maxsmt_steps,
+                st.failed_steps,
+                st.train_time.as_secs_f64(),
+                st.maxsmt_time.as_secs_f64(),
+                st.certify_time.as_secs_f64()
+            );
+            let certified = match &fitted.guarantee {
+                Guarantee::Certified { margin } => {
+                    println!("guarantee: certified over the whole domain (margin {margin:.3e})");
+                    true
+                }
+                Guarantee::NotCertified { reason } => {
+                    println!("guarantee: NONE — not certified ({reason})");
+                    false
+                }
+            };
+            (fitted.net, Some(certified))
+        }
+        "ffn" => {
+            let fitted = FfnParams {
+                hidden: a.hidden,
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                learning_rate: a.lr,
+                seed: a.seed,
+                ..Default::default()
+            }
+            .build()?
+            .fit(&tr, val, &mut |_| {})?;
+            (fitted.net, None)
+        }
+        other => bail!("unknown method `{other}` (deepsade, ffn)"),
+    };
+    let (net, certified) = net;
+    println!("test: {}", score(&net, &te)?);
+    // The trained model's own outputs on the test rows, and its certificate.
+    let mut te_pred = te.clone();
+    te_pred.targets = Targets::Regression(net.forward_batch(&te.x)?);
+    if let Some(r) = check_rows(&c, &te_pred) {
+        println!(
+            "test rows whose predictions violate the constraint: {} of {}",
+            r.violating, r.rows
+        );
+    }
+    if let Some(out) = &a.out {
+        io::save(&net, out)?;
+        println!("wrote {}", out.display());
+    }
+    if let Some(ok) = certified {
+        // DeepSaDe's model was certified (or not) by the trainer already.
+        if !ok {
+            std::process::exit(2);
+        }
+        return Ok(());
+    }
+    let report = ConstraintCertifier::new(CertifyOptions::default())?.certify(&net, &c)?;
+    match report.certificate {
+        Certificate::Certified { margin } => {
+            println!("certificate: certified (margin {margin:.3e})");
+            Ok(())
+        }
+        Certificate::Violated(w) => {
+            println!(
+                "certificate: violated by {:.6} at x = {:?}",
+                w.violation, w.x
+            );
+            std::process::exit(2)
+        }
+        Certificate::Unknown { reason } => {
+            println!("certificate: unknown ({reason})");
+            std::process::exit(2)
+        }
+    }
 }
 
 fn check_constraint(file: &std::path::Path, dataset: &str, data: &DataArg) -> Result<()> {
