@@ -15,7 +15,7 @@
 //! model guaranteed.
 use std::time::{Duration, Instant};
 
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use provenn_bounds::{BoundPropagator, InputBox, IntervalBounds};
 use provenn_data::{Dataset, Targets as DataTargets};
 use provenn_dsl::ir::{Constraint, Formula, Var};
@@ -23,13 +23,14 @@ use provenn_maxsmt::{
     EliminationOptions, LastLayer, LastLayerConstraint, LastLayerUpdate, Limits, PmRes,
     Targets as SoftTargets, UpdateMethod, WeightBox,
 };
-use provenn_milp::{Certificate, CertifyOptions, ConstraintCertifier};
 use provenn_nn::loss::{BceWithLogits, Loss, Mse};
 use provenn_nn::{Activation, Mlp, MlpBuilder};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+pub use crate::last_layer::Guarantee;
+use crate::last_layer::{certify, set_theta, soft_targets, theta_gradient, theta_of};
 use crate::TrainError;
 
 /// Hyper-parameters of [`DeepSade`], validated by [`DeepSadeParams::build`].
@@ -130,22 +131,6 @@ impl DeepSadeParams {
     }
 }
 
-/// Whether the returned model carries a guarantee.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Guarantee {
-    /// provenn-milp certified the whole network over the whole domain (no input violates by
-    /// more than the certifier's tolerance; `margin` is the proven slack).
-    Certified {
-        /// Proven margin.
-        margin: f64,
-    },
-    /// No certificate: the model must not be called guaranteed.
-    NotCertified {
-        /// The certifier's answer.
-        reason: String,
-    },
-}
-
 /// Counters of one DeepSaDe run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeepSadeStats {
@@ -210,32 +195,6 @@ pub fn constraint_inputs(c: &Constraint) -> Vec<usize> {
     out.sort_unstable();
     out.dedup();
     out
-}
-
-/// The last layer's parameters in provenn-maxsmt's layout (per output: bias, then weights).
-fn theta_of(net: &Mlp) -> Vec<f64> {
-    let last = net.layers().last().expect("an Mlp has layers");
-    let (w, b) = (last.weights(), last.bias());
-    let mut t = Vec::with_capacity(w.nrows() * (w.ncols() + 1));
-    for k in 0..w.nrows() {
-        t.push(b[k]);
-        t.extend(w.row(k).iter());
-    }
-    t
-}
-
-fn set_theta(net: &mut Mlp, theta: &[f64]) -> Result<(), TrainError> {
-    let l = net.layers().len() - 1;
-    let (n_out, n_in) = {
-        let w = net.layers()[l].weights();
-        (w.nrows(), w.ncols())
-    };
-    let w = DMatrix::from_fn(n_out, n_in, |k, j| theta[k * (n_in + 1) + 1 + j]);
-    let b = DVector::from_fn(n_out, |k, _| theta[k * (n_in + 1)]);
-    let layer = net.layer_mut(l);
-    layer.set_weights(w)?;
-    layer.set_bias(b)?;
-    Ok(())
 }
 
 impl DeepSade {
@@ -340,12 +299,7 @@ impl DeepSade {
                 });
                 let yb = DMatrix::from_fn(chunk.len(), n_out, |i, k| y_all[(chunk[i], k)]);
                 let (_, grads) = net.loss_gradient(&xb, &yb, loss)?;
-                let lg = &grads.layers[last];
-                let mut g: Vec<f64> = Vec::with_capacity(layer.n_params());
-                for k in 0..n_out {
-                    g.push(lg.bias[k]);
-                    g.extend(lg.weights.row(k).iter());
-                }
+                let mut g = theta_gradient(&grads.layers[last]);
                 if restart {
                     for v in &mut g {
                         if rng.gen_bool(0.5) {
@@ -372,27 +326,7 @@ impl DeepSade {
                     let features: Vec<Vec<f64>> = (0..chunk.len())
                         .map(|i| z.row(i).iter().copied().collect())
                         .collect();
-                    let soft = if regression {
-                        let t: Vec<Vec<f64>> = (0..chunk.len())
-                            .map(|i| yb.row(i).iter().copied().collect())
-                            .collect();
-                        let maxes: Vec<f64> = (0..n_out).map(|k| yb.column(k).max()).collect();
-                        SoftTargets::Regression {
-                            targets: t,
-                            tolerances: p
-                                .tolerances
-                                .iter()
-                                .map(|m| maxes.iter().map(|mx| m * mx.abs()).collect())
-                                .collect(),
-                        }
-                    } else {
-                        SoftTargets::Classification {
-                            labels: (0..chunk.len())
-                                .map(|i| yb.row(i).iter().map(|v| *v > 0.5).collect())
-                                .collect(),
-                            margins: p.margins.clone(),
-                        }
-                    };
+                    let soft = soft_targets(&yb, regression, &p.margins, &p.tolerances);
                     let wb = WeightBox::gradient_orthant(&theta, &g, p.max_step, p.weight_limit)?;
                     let t0 = Instant::now();
                     let out = LastLayerUpdate::new(&llc, wb, &features, &soft)?
@@ -437,19 +371,8 @@ impl DeepSade {
         stats.train_time = start.elapsed();
 
         let t0 = Instant::now();
-        let certifier = ConstraintCertifier::new(CertifyOptions {
-            time_limit: Some(p.certify_time_limit),
-            ..CertifyOptions::default()
-        })?;
-        let report = certifier.certify(&best, constraint)?;
+        let guarantee = certify(&best, constraint, p.certify_time_limit)?;
         stats.certify_time = t0.elapsed();
-        let guarantee = match report.certificate {
-            Certificate::Certified { margin } => Guarantee::Certified { margin },
-            Certificate::Violated(w) => Guarantee::NotCertified {
-                reason: format!("violated at x = {:?} by {}", w.x, w.violation),
-            },
-            Certificate::Unknown { reason } => Guarantee::NotCertified { reason },
-        };
         Ok(FittedDeepSade {
             net: best,
             guarantee,

@@ -8,7 +8,9 @@
 
 pub mod deepsade;
 pub mod ffn;
+mod last_layer;
 pub mod metrics;
+pub mod sade;
 
 use thiserror::Error;
 

@@ -1,0 +1,227 @@
+//! SaDe (Goyal et al., ECML PKDD 2022): a linear model (one score per class, or per target)
+//! that satisfies the domain constraint for every input, learned by one MaxSMT problem per
+//! mini-batch.
+//!
+//! Per batch (sequential, as the reference code): the gradient of the loss on the *whole*
+//! training set; a MaxSMT step inside the gradient-sign box of half-width `max_step` (α) whose
+//! hard constraints are the domain constraint and whose soft constraints fit the batch with
+//! each margin; on failure the gradient direction is flipped for the next batch (the paper's
+//! restart). The iterate with the lowest training loss is returned (the paper's
+//! `argmin_w L(D, w)`), certified independently by provenn-milp. The domain constraint is
+//! exact here: the model's inputs are the raw features, so the ∀ over the input box is
+//! eliminated exactly (conjunctions) by provenn-maxsmt.
+use std::time::{Duration, Instant};
+
+use nalgebra::DMatrix;
+use provenn_data::{Dataset, Targets as DataTargets};
+use provenn_dsl::ir::Constraint;
+use provenn_maxsmt::{
+    EliminationOptions, LastLayer, LastLayerConstraint, LastLayerUpdate, Limits, PmRes,
+    Targets as SoftTargets, UpdateMethod, WeightBox,
+};
+use provenn_nn::loss::{BceWithLogits, Loss, Mse};
+use provenn_nn::{Activation, Mlp, MlpBuilder};
+
+pub use crate::last_layer::Guarantee;
+use crate::last_layer::{certify, set_theta, soft_targets, theta_gradient, theta_of};
+use crate::TrainError;
+
+/// Hyper-parameters of [`Sade`], validated by [`SadeParams::build`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SadeParams {
+    /// Epochs (paper: 10).
+    pub epochs: usize,
+    /// Mini-batch size (paper: 5).
+    pub batch_size: usize,
+    /// Half-width α of the gradient-sign box (paper's grid: 0.5, 1, 2).
+    pub max_step: f64,
+    /// Classification margins (paper's grid: [0,1], [0,1,2], [1,2]).
+    pub margins: Vec<f64>,
+    /// Regression tolerance levels, times `max |y|` of the batch.
+    pub tolerances: Vec<f64>,
+    /// Weight limit (paper: 100).
+    pub weight_limit: f64,
+    /// Box of the initial satisfying weights.
+    pub initial_box: (f64, f64),
+    /// How each step is solved.
+    pub update: UpdateMethod,
+    /// Time limit of one step (paper: 5 s); a timeout is a failed step.
+    pub step_time_limit: Duration,
+    /// Time limit of the final certification.
+    pub certify_time_limit: Duration,
+}
+
+impl Default for SadeParams {
+    fn default() -> Self {
+        SadeParams {
+            epochs: 10,
+            batch_size: 5,
+            max_step: 1.0,
+            margins: vec![0.0, 1.0, 2.0],
+            tolerances: vec![0.1],
+            weight_limit: 100.0,
+            initial_box: (-1.0, 1.0),
+            update: UpdateMethod::Milp(EliminationOptions::default()),
+            step_time_limit: Duration::from_secs(5),
+            certify_time_limit: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A validated [`SadeParams`].
+#[derive(Debug, Clone)]
+pub struct Sade {
+    p: SadeParams,
+}
+
+impl SadeParams {
+    /// Validates the parameters.
+    ///
+    /// # Errors
+    /// Zero sizes, non-positive step or limit, an empty initial box, negative margins.
+    pub fn build(self) -> Result<Sade, TrainError> {
+        let bad = |m: &str| Err(TrainError::InvalidParams(m.into()));
+        if self.epochs == 0 || self.batch_size == 0 {
+            return bad("epochs and batch size must be ≥ 1");
+        }
+        let positive = |v: f64| v > 0.0 && v.is_finite();
+        if !(positive(self.max_step) && positive(self.weight_limit)) {
+            return bad("max step and weight limit must be finite and > 0");
+        }
+        let (lo, hi) = self.initial_box;
+        if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+            return bad("the initial box must be finite and non-empty");
+        }
+        if self
+            .margins
+            .iter()
+            .chain(&self.tolerances)
+            .any(|m| !m.is_finite() || *m < 0.0)
+        {
+            return bad("margins and tolerances must be finite and ≥ 0");
+        }
+        if self.step_time_limit.is_zero() || self.certify_time_limit.is_zero() {
+            return bad("time limits must be > 0");
+        }
+        Ok(Sade { p: self })
+    }
+}
+
+/// Counters of one SaDe run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SadeStats {
+    /// MaxSMT steps attempted.
+    pub steps: usize,
+    /// Steps that returned new weights.
+    pub accepted: usize,
+    /// Training loss of the returned iterate.
+    pub best_loss: f64,
+    /// Training time, certification excluded.
+    pub train_time: Duration,
+    /// Certification time.
+    pub certify_time: Duration,
+}
+
+/// A trained SaDe model.
+#[derive(Debug, Clone)]
+pub struct FittedSade {
+    /// The linear model as a one-layer network (scores/logits per output).
+    pub net: Mlp,
+    /// The independent certificate.
+    pub guarantee: Guarantee,
+    /// Counters.
+    pub stats: SadeStats,
+}
+
+impl Sade {
+    /// Trains on `train` under `constraint` (over the scaled inputs and the model's outputs).
+    ///
+    /// # Errors
+    /// A constraint outside the linear-model fragment; no satisfying initial weights.
+    pub fn fit(&self, train: &Dataset, constraint: &Constraint) -> Result<FittedSade, TrainError> {
+        let p = &self.p;
+        let start = Instant::now();
+        let (d, n_out) = (train.n_features(), train.targets.n_outputs());
+        let mut net = MlpBuilder::new(d)
+            .output(n_out, Activation::Identity)
+            .build()?;
+        let layer = LastLayer {
+            n_features: d,
+            n_outputs: n_out,
+        };
+        let all: Vec<usize> = (0..d).collect();
+        let llc = LastLayerConstraint::new(layer, constraint, &[], &all)?;
+        let (loss, regression): (&dyn Loss, bool) = match &train.targets {
+            DataTargets::Regression(_) => (&Mse, true),
+            _ => (&BceWithLogits, false),
+        };
+        let y = train.targets.to_matrix();
+        let limits = Limits {
+            time_limit: Some(p.step_time_limit),
+            cancel: None,
+        };
+        let none = SoftTargets::Classification {
+            labels: vec![],
+            margins: vec![],
+        };
+        let init_box = WeightBox::uniform(layer.n_params(), p.initial_box.0, p.initial_box.1)?;
+        let init = LastLayerUpdate::new(&llc, init_box, &[], &none)?
+            .feasible(p.update, &PmRes, &limits)?;
+        match (init.theta_f64, init.f64_verified) {
+            (Some(t), true) => set_theta(&mut net, &t)?,
+            _ => {
+                return Err(TrainError::Failed(format!(
+                    "no weights in {:?} satisfy the constraint ({:?})",
+                    p.initial_box, init.status
+                )))
+            }
+        }
+        let mut stats = SadeStats::default();
+        let (mut l, mut grads) = net.loss_gradient(&train.x, &y, loss)?;
+        let mut best = (l, net.clone());
+        let mut direction = 1.0;
+        for _ in 0..p.epochs {
+            for start_row in (0..train.n_rows()).step_by(p.batch_size) {
+                let rows: Vec<usize> =
+                    (start_row..(start_row + p.batch_size).min(train.n_rows())).collect();
+                let g: Vec<f64> = theta_gradient(&grads.layers[0])
+                    .iter()
+                    .map(|v| v * direction)
+                    .collect();
+                let features: Vec<Vec<f64>> = rows
+                    .iter()
+                    .map(|&i| train.x.row(i).iter().copied().collect())
+                    .collect();
+                let yb = DMatrix::from_fn(rows.len(), n_out, |i, k| y[(rows[i], k)]);
+                let soft = soft_targets(&yb, regression, &p.margins, &p.tolerances);
+                let theta = theta_of(&net);
+                let wb = WeightBox::gradient_orthant(&theta, &g, p.max_step, p.weight_limit)?;
+                stats.steps += 1;
+                let out = LastLayerUpdate::new(&llc, wb, &features, &soft)?
+                    .solve(p.update, &PmRes, &limits)?;
+                match (out.theta_f64, out.f64_verified) {
+                    (Some(t), true) => {
+                        stats.accepted += 1;
+                        set_theta(&mut net, &t)?;
+                        (l, grads) = net.loss_gradient(&train.x, &y, loss)?;
+                        if l < best.0 {
+                            best = (l, net.clone());
+                        }
+                    }
+                    // Unsat or timeout: the paper's restart reverses the search direction.
+                    _ => direction = -direction,
+                }
+            }
+        }
+        stats.best_loss = best.0;
+        stats.train_time = start.elapsed();
+        let t0 = Instant::now();
+        let guarantee = certify(&best.1, constraint, p.certify_time_limit)?;
+        stats.certify_time = t0.elapsed();
+        Ok(FittedSade {
+            net: best.1,
+            guarantee,
+            stats,
+        })
+    }
+}
