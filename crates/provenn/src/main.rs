@@ -67,7 +67,7 @@ struct ConstrainedTrainArgs {
     /// Constraint file (provenn constraint language); several constraints are conjoined.
     #[arg(long)]
     constraint: PathBuf,
-    /// deepsade or ffn.
+    /// deepsade, sade (linear model) or ffn.
     #[arg(long, default_value = "deepsade")]
     method: String,
     /// DeepSaDe's last-layer encoding: milp (eliminated, HiGHS), eliminated (Z3, linear) or
@@ -510,12 +510,36 @@ fn bounds(a: BoundsArgs) -> Result<()> {
     Ok(())
 }
 
+fn parse_update(encoding: &str) -> Result<provenn::maxsmt::UpdateMethod> {
+    use provenn::maxsmt::{EliminationOptions, UpdateMethod};
+    Ok(match encoding {
+        "milp" => UpdateMethod::Milp(EliminationOptions::default()),
+        "eliminated" => UpdateMethod::Eliminated(EliminationOptions::default()),
+        "quantified" => UpdateMethod::Quantified,
+        other => bail!("unknown encoding `{other}` (milp, eliminated, quantified)"),
+    })
+}
+
+/// Prints a trainer's certificate; whether it is one.
+fn report_guarantee(g: &provenn::train::deepsade::Guarantee) -> bool {
+    use provenn::train::deepsade::Guarantee;
+    match g {
+        Guarantee::Certified { margin } => {
+            println!("guarantee: certified over the whole domain (margin {margin:.3e})");
+            true
+        }
+        Guarantee::NotCertified { reason } => {
+            println!("guarantee: NONE — not certified ({reason})");
+            false
+        }
+    }
+}
+
 fn constrained_train(a: ConstrainedTrainArgs) -> Result<()> {
     use provenn::dsl::ir::{Constraint, Formula};
     use provenn::dsl::{check_rows, compile, Bindings};
-    use provenn::maxsmt::{EliminationOptions, UpdateMethod};
     use provenn::milp::{Certificate, CertifyOptions, ConstraintCertifier};
-    use provenn::train::deepsade::{constraint_inputs, DeepSadeParams, Guarantee};
+    use provenn::train::deepsade::{constraint_inputs, DeepSadeParams};
 
     let dir = DataDir::resolve(a.data.data.as_deref());
     let opts = LoadOptions {
@@ -554,12 +578,7 @@ fn constrained_train(a: ConstrainedTrainArgs) -> Result<()> {
     let skip = constraint_inputs(&c);
     let net = match a.method.as_str() {
         "deepsade" => {
-            let update = match a.encoding.as_str() {
-                "milp" => UpdateMethod::Milp(EliminationOptions::default()),
-                "eliminated" => UpdateMethod::Eliminated(EliminationOptions::default()),
-                "quantified" => UpdateMethod::Quantified,
-                other => bail!("unknown encoding `{other}` (milp, eliminated, quantified)"),
-            };
+            let update = parse_update(&a.encoding)?;
             let params = DeepSadeParams {
                 hidden: a.hidden,
                 epochs: a.epochs,
@@ -596,16 +615,27 @@ fn constrained_train(a: ConstrainedTrainArgs) -> Result<()> {
                 st.maxsmt_time.as_secs_f64(),
                 st.certify_time.as_secs_f64()
             );
-            let certified = match &fitted.guarantee {
-                Guarantee::Certified { margin } => {
-                    println!("guarantee: certified over the whole domain (margin {margin:.3e})");
-                    true
-                }
-                Guarantee::NotCertified { reason } => {
-                    println!("guarantee: NONE — not certified ({reason})");
-                    false
-                }
-            };
+            let certified = report_guarantee(&fitted.guarantee);
+            (fitted.net, Some(certified))
+        }
+        "sade" => {
+            let fitted = provenn::train::sade::SadeParams {
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                update: parse_update(&a.encoding)?,
+                ..Default::default()
+            }
+            .build()?
+            .fit(&tr, &c)?;
+            let st = &fitted.stats;
+            println!(
+                "SaDe: {} of {} steps accepted; {:.2} s training, {:.2} s certification",
+                st.accepted,
+                st.steps,
+                st.train_time.as_secs_f64(),
+                st.certify_time.as_secs_f64()
+            );
+            let certified = report_guarantee(&fitted.guarantee);
             (fitted.net, Some(certified))
         }
         "ffn" => {
@@ -621,7 +651,7 @@ fn constrained_train(a: ConstrainedTrainArgs) -> Result<()> {
             .fit(&tr, val, &mut |_| {})?;
             (fitted.net, None)
         }
-        other => bail!("unknown method `{other}` (deepsade, ffn)"),
+        other => bail!("unknown method `{other}` (deepsade, sade, ffn)"),
     };
     let (net, certified) = net;
     println!("test: {}", score(&net, &te)?);
