@@ -21,7 +21,7 @@ use provenn_data::{Dataset, Targets as DataTargets};
 use provenn_dsl::ir::{Constraint, Formula, Var};
 use provenn_maxsmt::{
     EliminationOptions, LastLayer, LastLayerConstraint, LastLayerUpdate, Limits, PmRes,
-    Targets as SoftTargets, UpdateMethod, WeightBox,
+    UpdateMethod, WeightBox,
 };
 use provenn_nn::loss::{BceWithLogits, Loss, Mse};
 use provenn_nn::{Activation, Mlp, MlpBuilder};
@@ -30,7 +30,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use crate::last_layer::Guarantee;
-use crate::last_layer::{certify, set_theta, soft_targets, theta_gradient, theta_of};
+use crate::last_layer::{
+    certify, initial_layer, set_theta, soft_targets, theta_gradient, theta_of, validate_common,
+};
 use crate::TrainError;
 
 /// Hyper-parameters of [`DeepSade`], validated by [`DeepSadeParams::build`].
@@ -107,26 +109,22 @@ impl DeepSadeParams {
         if self.hidden.is_empty() || self.hidden.contains(&0) {
             return bad("DeepSaDe needs at least one hidden layer, all widths ≥ 1");
         }
-        let positive = |v: f64| v > 0.0 && v.is_finite();
-        if !(positive(self.learning_rate) && positive(self.max_step) && positive(self.weight_limit))
-        {
-            return bad("learning rate, max step and weight limit must be finite and > 0");
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad("the learning rate must be finite and > 0");
         }
-        let (lo, hi) = self.initial_box;
-        if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
-            return bad("the initial box must be finite and non-empty");
-        }
-        if self
+        let levels: Vec<f64> = self
             .margins
             .iter()
             .chain(&self.tolerances)
-            .any(|m| !m.is_finite() || *m < 0.0)
-        {
-            return bad("margins and tolerances must be finite and ≥ 0");
-        }
-        if self.step_time_limit.is_zero() || self.certify_time_limit.is_zero() {
-            return bad("time limits must be > 0");
-        }
+            .copied()
+            .collect();
+        validate_common(
+            self.max_step,
+            self.weight_limit,
+            self.initial_box,
+            &levels,
+            &[self.step_time_limit, self.certify_time_limit],
+        )?;
         Ok(DeepSade { p: self })
     }
 }
@@ -261,22 +259,10 @@ impl DeepSade {
 
         // An initial last layer that satisfies the constraint.
         let llc = restate(&net)?;
-        let none = SoftTargets::Classification {
-            labels: vec![],
-            margins: vec![],
-        };
-        let init_box = WeightBox::uniform(layer.n_params(), p.initial_box.0, p.initial_box.1)?;
-        let init = LastLayerUpdate::new(&llc, init_box, &[], &none)?
-            .feasible(p.update, &PmRes, &limits)?;
-        match (init.theta_f64, init.f64_verified) {
-            (Some(t), true) => set_theta(&mut net, &t)?,
-            _ => {
-                return Err(TrainError::Failed(format!(
-                    "no last layer in {:?} satisfies the constraint ({:?})",
-                    p.initial_box, init.status
-                )))
-            }
-        }
+        set_theta(
+            &mut net,
+            &initial_layer(&llc, p.initial_box, p.update, &limits)?,
+        )?;
         let eval_loss = |net: &Mlp| -> Result<f64, TrainError> {
             let (x, y) = match validation {
                 Some(v) => (&v.x, v.targets.to_matrix()),

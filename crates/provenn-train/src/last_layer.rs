@@ -8,7 +8,60 @@ use provenn_maxsmt::Targets as SoftTargets;
 use provenn_milp::{Certificate, CertifyOptions, ConstraintCertifier};
 use provenn_nn::{LayerGradient, Mlp};
 
+use provenn_maxsmt::{
+    LastLayerConstraint, LastLayerUpdate, Limits, PmRes, UpdateMethod, WeightBox,
+};
+
 use crate::TrainError;
+
+/// Checks the parameters SaDe and DeepSaDe share.
+pub(crate) fn validate_common(
+    max_step: f64,
+    weight_limit: f64,
+    initial_box: (f64, f64),
+    levels: &[f64],
+    time_limits: &[Duration],
+) -> Result<(), TrainError> {
+    let bad = |m: &str| Err(TrainError::InvalidParams(m.into()));
+    let positive = |v: f64| v > 0.0 && v.is_finite();
+    if !(positive(max_step) && positive(weight_limit)) {
+        return bad("max step and weight limit must be finite and > 0");
+    }
+    let (lo, hi) = initial_box;
+    if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+        return bad("the initial box must be finite and non-empty");
+    }
+    if levels.iter().any(|m| !m.is_finite() || *m < 0.0) {
+        return bad("margins and tolerances must be finite and ≥ 0");
+    }
+    if time_limits.iter().any(Duration::is_zero) {
+        return bad("time limits must be > 0");
+    }
+    Ok(())
+}
+
+/// Weights in `initial_box` that satisfy the constraint (verified after rounding to f64).
+pub(crate) fn initial_layer(
+    llc: &LastLayerConstraint,
+    initial_box: (f64, f64),
+    update: UpdateMethod,
+    limits: &Limits,
+) -> Result<Vec<f64>, TrainError> {
+    let none = SoftTargets::Classification {
+        labels: vec![],
+        margins: vec![],
+    };
+    let n = llc.layer().n_params();
+    let wb = WeightBox::uniform(n, initial_box.0, initial_box.1)?;
+    let init = LastLayerUpdate::new(llc, wb, &[], &none)?.feasible(update, &PmRes, limits)?;
+    match (init.theta_f64, init.f64_verified) {
+        (Some(t), true) => Ok(t),
+        _ => Err(TrainError::Failed(format!(
+            "no weights in {initial_box:?} satisfy the constraint ({:?})",
+            init.status
+        ))),
+    }
+}
 
 /// Whether a returned model carries a guarantee.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,13 +17,15 @@ use provenn_data::{Dataset, Targets as DataTargets};
 use provenn_dsl::ir::Constraint;
 use provenn_maxsmt::{
     EliminationOptions, LastLayer, LastLayerConstraint, LastLayerUpdate, Limits, PmRes,
-    Targets as SoftTargets, UpdateMethod, WeightBox,
+    UpdateMethod, WeightBox,
 };
 use provenn_nn::loss::{BceWithLogits, Loss, Mse};
 use provenn_nn::{Activation, Mlp, MlpBuilder};
 
 pub use crate::last_layer::Guarantee;
-use crate::last_layer::{certify, set_theta, soft_targets, theta_gradient, theta_of};
+use crate::last_layer::{
+    certify, initial_layer, set_theta, soft_targets, theta_gradient, theta_of, validate_common,
+};
 use crate::TrainError;
 
 /// Hyper-parameters of [`Sade`], validated by [`SadeParams::build`].
@@ -84,25 +86,19 @@ impl SadeParams {
         if self.epochs == 0 || self.batch_size == 0 {
             return bad("epochs and batch size must be ≥ 1");
         }
-        let positive = |v: f64| v > 0.0 && v.is_finite();
-        if !(positive(self.max_step) && positive(self.weight_limit)) {
-            return bad("max step and weight limit must be finite and > 0");
-        }
-        let (lo, hi) = self.initial_box;
-        if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
-            return bad("the initial box must be finite and non-empty");
-        }
-        if self
+        let levels: Vec<f64> = self
             .margins
             .iter()
             .chain(&self.tolerances)
-            .any(|m| !m.is_finite() || *m < 0.0)
-        {
-            return bad("margins and tolerances must be finite and ≥ 0");
-        }
-        if self.step_time_limit.is_zero() || self.certify_time_limit.is_zero() {
-            return bad("time limits must be > 0");
-        }
+            .copied()
+            .collect();
+        validate_common(
+            self.max_step,
+            self.weight_limit,
+            self.initial_box,
+            &levels,
+            &[self.step_time_limit, self.certify_time_limit],
+        )?;
         Ok(Sade { p: self })
     }
 }
@@ -160,22 +156,10 @@ impl Sade {
             time_limit: Some(p.step_time_limit),
             cancel: None,
         };
-        let none = SoftTargets::Classification {
-            labels: vec![],
-            margins: vec![],
-        };
-        let init_box = WeightBox::uniform(layer.n_params(), p.initial_box.0, p.initial_box.1)?;
-        let init = LastLayerUpdate::new(&llc, init_box, &[], &none)?
-            .feasible(p.update, &PmRes, &limits)?;
-        match (init.theta_f64, init.f64_verified) {
-            (Some(t), true) => set_theta(&mut net, &t)?,
-            _ => {
-                return Err(TrainError::Failed(format!(
-                    "no weights in {:?} satisfy the constraint ({:?})",
-                    p.initial_box, init.status
-                )))
-            }
-        }
+        set_theta(
+            &mut net,
+            &initial_layer(&llc, p.initial_box, p.update, &limits)?,
+        )?;
         let mut stats = SadeStats::default();
         let (mut l, mut grads) = net.loss_gradient(&train.x, &y, loss)?;
         let mut best = (l, net.clone());
