@@ -1052,6 +1052,15 @@ impl Lowerer<'_> {
             }
             (Val::Argmax(ys), other) | (other, Val::Argmax(ys)) => {
                 let k = self.class_index(&other, sp)?;
+                // A class is an output index; an arg-max over a shorter vector has fewer.
+                if k >= ys.len() {
+                    return Err(err(
+                        sp,
+                        "class index out of range for this arg-max",
+                        format!("0..{}", ys.len()),
+                        "",
+                    ));
+                }
                 Ok(argmax_is(&ys, k))
             }
             (Val::Category(side, g), Val::Str(cat)) | (Val::Str(cat), Val::Category(side, g)) => {

@@ -67,3 +67,14 @@ fn typical_mistakes_have_clear_messages() {
         assert_eq!(error(src), expected, "for `{src}`");
     }
 }
+
+/// A class index beyond a short arg-max vector is an error, not a panic (found by the fuzz
+/// test in CI).
+#[test]
+fn class_beyond_a_short_argmax_is_an_error() {
+    let e = error("forall x: argmax([y.reject]) == approve");
+    assert!(
+        e.contains("class index out of range for this arg-max"),
+        "{e}"
+    );
+}
