@@ -212,14 +212,13 @@ impl Builder {
     }
 }
 
-/// Solves "satisfy `problem` and `hard`, maximise the weight of satisfied `soft`" on HiGHS.
-/// `hard` and `soft` are formulas over `θ` only.
+/// Solves "satisfy `problem`, maximise the weight of satisfied `soft`" on HiGHS. `soft` are
+/// formulas over `θ` only; the weight box is `problem`'s bounds of `θ`.
 ///
 /// # Errors
 /// HiGHS failing to build or reporting an unexpected status.
 pub fn solve(
     problem: &EliminatedProblem,
-    hard: &[QfFormula],
     soft: &[(QfFormula, u64)],
     options: &MilpOptions,
 ) -> Result<MilpSolution, MaxSmtError> {
@@ -255,9 +254,6 @@ pub fn solve(
         b.ge(&neg, 0.0, &Vec::new());
     }
     b.formula(&problem.formula, &Vec::new());
-    for h in hard {
-        b.formula(h, &Vec::new());
-    }
     let mut objective = Expression::from(0.0);
     for (f, w) in soft {
         let s = b.binary();

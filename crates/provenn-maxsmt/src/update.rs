@@ -2,7 +2,6 @@
 use std::time::Instant;
 
 use provenn_dsl::ir::Cmp;
-use z3::ast::Real;
 
 use crate::eliminate::{eliminate, EliminationOptions, Exactness, QfFormula};
 use crate::lastlayer::{LastLayerConstraint, LinAtom, LinForm};
@@ -416,7 +415,7 @@ impl<'a> LastLayerUpdate<'a> {
                 };
                 let out = solver.solve(&instance, limits);
                 let theta_q = match &out.model {
-                    Some(m) => Some(read(m, &theta)?),
+                    Some(m) => Some(z3enc::read_theta(m, &theta)?),
                     None => None,
                 };
                 self.finish(out.status, theta_q, encoding, out.stats, out.reason, n_soft)
@@ -473,7 +472,6 @@ impl<'a> LastLayerUpdate<'a> {
             let remaining = limits.time_limit.map(|t| t.saturating_sub(start.elapsed()));
             let sol = milp::solve(
                 &p,
-                &[],
                 &soft,
                 &MilpOptions {
                     time_limit: remaining,
@@ -615,10 +613,6 @@ impl<'a> LastLayerUpdate<'a> {
             reason,
         })
     }
-}
-
-fn read(model: &z3::Model, theta: &[Real]) -> Result<Vec<Q>, MaxSmtError> {
-    z3enc::read_theta(model, theta)
 }
 
 /// Exact truth of a formula over `θ` only (atoms, conjunctions, disjunctions).
