@@ -10,7 +10,8 @@
 use nalgebra::{DMatrix, DVector};
 use proptest::prelude::*;
 use provenn_bounds::{
-    BoundPropagator, CrownBounds, InputBox, IntervalBounds, NetworkBounds, RelationalBounds,
+    BoundPropagator, CrownBounds, InputBox, IntervalBounds, JacobianBounds, NetworkBounds,
+    RelationalBounds,
 };
 use provenn_nn::{Activation, Dense, Mlp};
 use rand::{Rng, SeedableRng};
@@ -282,6 +283,62 @@ proptest! {
                 let d = f2[j] - f1[j];
                 let tol = 2.0 * f64::EPSILON * (f1[j].abs() + f2[j].abs());
                 prop_assert!(out.lower[j] - tol <= d && d <= out.upper[j] + tol, "Δf[{j}] = {d:e} outside [{:e}, {:e}]", out.lower[j], out.upper[j]);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Every difference quotient `(a(x + t·e_i) − a(x)) / t` of the last layer's input and of
+    /// the output, for pairs in the box, lies in the Jacobian bounds of feature `i`; so do
+    /// finite-difference derivatives at random points.
+    #[test]
+    fn jacobian_bounds_contain_difference_quotients(seed in any::<u64>()) {
+        let c = build(seed, 4, 32, &[0, 1, 2, 3, 4]);
+        let n = c.net.n_inputs();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x51);
+        let (lo, hi) = (c.domain.lower(), c.domain.upper());
+        let free: Vec<usize> = (0..n).filter(|&j| hi[j] > lo[j]).collect();
+        prop_assume!(!free.is_empty());
+        let i = free[rng.gen_range(0..free.len())];
+        let col = match JacobianBounds.column(&c.net, &c.domain, i) {
+            Ok(col) => col,
+            Err(e) => { prop_assert!(matches!(e, provenn_bounds::BoundsError::NonFinite(_)), "{e}"); return Ok(()); }
+        };
+        prop_assert!(JacobianBounds.column(&c.net, &c.domain, n).is_err());
+        let last = c.net.layers().len() - 1;
+        // The f64 forward pass errs by about ε times the largest intermediate magnitude (not
+        // the output's), which a short step divides by t.
+        let ibp = IntervalBounds.bounds(&c.net, &c.domain, None).unwrap();
+        let mag = ibp.layers().iter().flat_map(|l| l.pre.lower.iter().chain(&l.pre.upper)).fold(1.0f64, |m, v| m.max(v.abs()));
+        let width = c.net.layers().iter().map(|l| l.inputs()).max().unwrap_or(1) as f64;
+        for _ in 0..200 {
+            let x: Vec<f64> = (0..n).map(|j| if lo[j] == hi[j] { lo[j] } else { rng.gen_range(lo[j]..=hi[j]) }).collect();
+            let room = hi[i] - x[i];
+            if room <= 0.0 { continue; }
+            // Long steps and (rarely) tiny ones: the bound must hold at every scale.
+            let t = if rng.gen_bool(0.1) { room * 1e-6 } else { rng.gen_range(0.05..=1.0) * room };
+            let mut x2 = x.clone();
+            x2[i] = (x[i] + t).min(hi[i]);
+            let t = x2[i] - x[i];
+            if t <= 0.0 { continue; }
+            let m = DMatrix::from_row_slice(2, n, &[x.clone(), x2].concat());
+            let tr = c.net.trace(&m).unwrap();
+            let z = tr.layer_input(last);
+            let y = tr.output();
+            let check = |a: f64, b: f64, l: f64, u: f64, what: &str| -> Result<(), TestCaseError> {
+                let q = (b - a) / t;
+                let tol = 4.0 * width * f64::EPSILON * mag * (last as f64 + 1.0) / t;
+                prop_assert!(l - tol <= q && q <= u + tol, "{what}: quotient {q:e} outside [{l:e}, {u:e}] (t = {t:e})");
+                Ok(())
+            };
+            for k in 0..z.ncols() {
+                check(z[(0, k)], z[(1, k)], col.latent.lower[k], col.latent.upper[k], "latent")?;
+            }
+            for k in 0..y.ncols() {
+                check(y[(0, k)], y[(1, k)], col.output().lower[k], col.output().upper[k], "output")?;
             }
         }
     }

@@ -13,7 +13,9 @@
 //!   in CROWN for now; their linear relaxations are future work.
 //!
 //! [`RelationalBounds`] bounds `h(x') − h(x)` layer by layer for pairs `x' = x + d` with `d` in
-//! a box, tighter than subtracting two independent boxes.
+//! a box, tighter than subtracting two independent boxes. [`JacobianBounds`] bounds the
+//! partial derivatives `∂h/∂x_i` over a box: every difference quotient along `x_i` lies in
+//! them, which is what monotonicity needs.
 //!
 //! # Floating-point soundness
 //!
@@ -70,12 +72,14 @@ mod crown;
 mod domain;
 mod fp;
 mod interval;
+mod jacobian;
 mod relational;
 mod result;
 
 pub use crown::CrownBounds;
 pub use domain::InputBox;
 pub use interval::IntervalBounds;
+pub use jacobian::{JacobianBounds, JacobianColumn};
 pub use relational::{RelationalBounds, RelationalResult};
 pub use result::{Interval, LayerBounds, NetworkBounds, Stability};
 
@@ -100,6 +104,14 @@ pub enum BoundsError {
     /// Bounds overflowed to infinity or NaN (weights or box too large).
     #[error("bounds are not finite at layer {0}")]
     NonFinite(usize),
+    /// A feature index beyond the network's inputs.
+    #[error("feature {feature} is out of range: the network has {inputs} inputs")]
+    FeatureOutOfRange {
+        /// The index asked for.
+        feature: usize,
+        /// Network inputs.
+        inputs: usize,
+    },
 }
 
 /// Computes sound bounds of a network over an input box.

@@ -38,7 +38,7 @@ impl RelationalResult {
 }
 
 /// Range of `σ'` on `[l, u]` (monotone activations, so the slopes are ≥ 0).
-fn slope_range(act: Activation, l: f64, u: f64) -> (f64, f64) {
+pub(crate) fn slope_range(act: Activation, l: f64, u: f64) -> (f64, f64) {
     match act {
         Activation::Identity => (1.0, 1.0),
         Activation::Relu | Activation::LeakyRelu(_) => {
