@@ -10,6 +10,7 @@ pub mod deepsade;
 pub mod ffn;
 mod last_layer;
 pub mod metrics;
+pub mod relational;
 pub mod sade;
 
 use thiserror::Error;

@@ -12,6 +12,7 @@ mod hardnet_acas;
 mod hardnet_opt;
 mod hardnet_pwc;
 mod nn_sanity;
+mod smile;
 mod xai_table1;
 
 /// How much of each protocol to run.
@@ -81,6 +82,9 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         }),
         Box::new(deepsade::Deepsade {
             uc: deepsade::UseCaseId::Uc3,
+        }),
+        Box::new(smile::Smile {
+            kind: smile::Kind::Monotonic,
         }),
     ]
 }

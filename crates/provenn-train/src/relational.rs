@@ -1,0 +1,987 @@
+//! Training networks that satisfy global relational (two-copy) properties — monotonicity,
+//! global robustness, individual fairness — with full guarantees, and the baselines they are
+//! compared with. The design and its soundness argument are in `docs/relational-properties.md`.
+//!
+//! [`Enforcement::Projection`] (provenn's method) alternates Adam steps on the whole network
+//! with a projection of the *last layer* onto the weights that satisfy the property for every
+//! admissible pair, given the current hidden layers:
+//!
+//! * the domain is split into sub-boxes; on each, a **relational latent box** bounds how the
+//!   last layer's input `z = [h(x), skip features]` can move between the two copies —
+//!   [`JacobianBounds`] (the derivative `∂z/∂x_i`, scale-free, for monotonicity) or
+//!   [`RelationalBounds`] (`z(x') − z(x)`, for robustness and fairness);
+//! * the property then reads `∀u ∈ [lo, hi]: σ·w_k·u ≥ r` per row, which is exactly
+//!   `Σ_j min(σ w_kj lo_j, σ w_kj hi_j) ≥ r` — linear in the weights with one auxiliary per term
+//!   (the ∀-elimination of provenn-maxsmt, specialised to a difference), so the closest weights
+//!   come from one convex QP (clarabel);
+//! * the projected rows are re-checked in `f64` with rounding-error bounds.
+//!
+//! Whatever the enforcement, the returned model is run through the independent two-copy MILP
+//! certifier of provenn-milp over the whole network and the whole domain, with the property
+//! written in the constraint language; the guarantee is that certificate and nothing else.
+use std::time::{Duration, Instant};
+
+use clarabel::algebra::CscMatrix;
+use clarabel::solver::{
+    DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverStatus, SupportedConeT,
+};
+use nalgebra::{DMatrix, DVector};
+use provenn_bounds::{InputBox, JacobianBounds, RelationalBounds};
+use provenn_data::{Dataset, Targets};
+use provenn_dsl::{compile, ir::Constraint, Bindings};
+use provenn_milp::{Certificate, CertifyOptions, ConstraintCertifier};
+use provenn_nn::loss::{BceWithLogits, Loss, Mse, SoftmaxCrossEntropy};
+use provenn_nn::optim::{Adam, AdamParams, Optimizer};
+use provenn_nn::{Activation, Gradients, Mlp, MlpBuilder};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub use crate::last_layer::Guarantee;
+use crate::TrainError;
+
+/// Direction of a monotonicity constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `x'_i ≥ x_i ⇒ f(x') ≥ f(x)`.
+    Increasing,
+    /// `x'_i ≥ x_i ⇒ f(x') ≤ f(x)`.
+    Decreasing,
+}
+
+impl Direction {
+    fn sign(self) -> f64 {
+        match self {
+            Direction::Increasing => 1.0,
+            Direction::Decreasing => -1.0,
+        }
+    }
+}
+
+/// A global relational property over pairs of (scaled) inputs anywhere in the domain, on every
+/// network output (the logit for binary classification).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RelationalProperty {
+    /// Monotone in each listed feature, the others held equal.
+    Monotonic {
+        /// Features and directions.
+        features: Vec<(usize, Direction)>,
+    },
+    /// `|x_j − x'_j| ≤ delta` for every feature ⇒ `|f_k(x) − f_k(x')| ≤ epsilon` for every output.
+    Robust {
+        /// Input radius (scaled units).
+        delta: f64,
+        /// Output tolerance (target units; logits for classification).
+        epsilon: f64,
+    },
+    /// Inputs equal except the sensitive features ⇒ `|f_k(x) − f_k(x')| ≤ epsilon`.
+    Fair {
+        /// Sensitive features.
+        sensitive: Vec<usize>,
+        /// Output tolerance (target units; logits for classification).
+        epsilon: f64,
+    },
+}
+
+impl RelationalProperty {
+    /// Checks the property against the input and output counts.
+    pub fn validate(&self, n_inputs: usize) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::InvalidParams(m));
+        match self {
+            RelationalProperty::Monotonic { features } => {
+                if features.is_empty() {
+                    return bad("monotonicity needs at least one feature".into());
+                }
+                for &(i, _) in features {
+                    if i >= n_inputs {
+                        return bad(format!("feature {i} is out of range ({n_inputs} inputs)"));
+                    }
+                }
+                let mut seen: Vec<usize> = features.iter().map(|f| f.0).collect();
+                seen.sort_unstable();
+                seen.dedup();
+                if seen.len() != features.len() {
+                    return bad("a feature is listed twice".into());
+                }
+            }
+            RelationalProperty::Robust { delta, epsilon } => {
+                if !(delta.is_finite() && *delta > 0.0 && epsilon.is_finite() && *epsilon > 0.0) {
+                    return bad(format!(
+                        "robustness needs delta > 0 and epsilon > 0, got {delta}, {epsilon}"
+                    ));
+                }
+            }
+            RelationalProperty::Fair { sensitive, epsilon } => {
+                if sensitive.is_empty() || sensitive.iter().any(|&i| i >= n_inputs) {
+                    return bad(format!(
+                        "fairness needs sensitive features in 0..{n_inputs}, got {sensitive:?}"
+                    ));
+                }
+                if !(epsilon.is_finite() && *epsilon > 0.0) {
+                    return bad(format!("fairness needs epsilon > 0, got {epsilon}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The property in the constraint language, over scaled inputs `x[j]` and outputs `y[k]`
+    /// (one constraint per monotone feature). These are what the certifier checks.
+    pub fn to_dsl(&self, n_inputs: usize, n_outputs: usize) -> Vec<String> {
+        let outputs =
+            |f: &dyn Fn(usize) -> String| (0..n_outputs).map(f).collect::<Vec<_>>().join(" and ");
+        match self {
+            RelationalProperty::Monotonic { features } => features
+                .iter()
+                .map(|&(i, dir)| {
+                    let cmp = match dir {
+                        Direction::Increasing => ">=",
+                        Direction::Decreasing => "<=",
+                    };
+                    format!(
+                        "forall x, x2: x2[{i}] >= x[{i}] and same(x, x2, except [x{i}]) => {}",
+                        outputs(&|k| format!("y2[{k}] {cmp} y[{k}]"))
+                    )
+                })
+                .collect(),
+            RelationalProperty::Robust { delta, epsilon } => {
+                let near = (0..n_inputs)
+                    .map(|j| format!("abs(x[{j}] - x2[{j}]) <= {delta:e}"))
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                vec![format!(
+                    "forall x, x2: {near} => {}",
+                    outputs(&|k| format!("abs(y[{k}] - y2[{k}]) <= {epsilon:e}"))
+                )]
+            }
+            RelationalProperty::Fair { sensitive, epsilon } => {
+                let except = sensitive
+                    .iter()
+                    .map(|i| format!("x{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                vec![format!(
+                    "forall x, x2: same(x, x2, except [{except}]) => {}",
+                    outputs(&|k| format!("abs(y[{k}] - y2[{k}]) <= {epsilon:e}"))
+                )]
+            }
+        }
+    }
+
+    /// Compiles [`RelationalProperty::to_dsl`] over `domain`.
+    pub fn constraints(
+        &self,
+        domain: &InputBox,
+        n_outputs: usize,
+    ) -> Result<Vec<Constraint>, TrainError> {
+        let dom: Vec<(f64, f64)> = domain
+            .lower()
+            .iter()
+            .copied()
+            .zip(domain.upper().iter().copied())
+            .collect();
+        let bindings = Bindings::anonymous(&dom, n_outputs);
+        let mut out = Vec::new();
+        for src in self.to_dsl(domain.dim(), n_outputs) {
+            out.extend(compile(&src, &bindings).map_err(|e| {
+                TrainError::Failed(format!("property does not compile ({src}): {e}"))
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+/// How the property is enforced during training.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enforcement {
+    /// Nothing: the unconstrained network (still certified, to show what it violates).
+    None,
+    /// provenn's method: project the last layer onto the weights that satisfy the property over
+    /// relational latent boxes of `2^split_depth` sub-boxes of the domain.
+    Projection {
+        /// Bisections of the domain.
+        split_depth: usize,
+    },
+    /// Soft baseline: squared violations on pairs sampled around each batch, times `weight`.
+    PairPenalty {
+        /// Penalty weight λ.
+        weight: f64,
+    },
+    /// Monotone by construction: weights from the monotone features signed by their direction,
+    /// every later weight non-negative (ReLU is monotone), enforced by clipping after each step.
+    NonNegative,
+    /// Globally robust by construction: rows of every weight matrix rescaled after each step so
+    /// that `∏_l ‖W_l‖_∞ ≤ ε/δ` (ReLU is 1-Lipschitz, so `|Δf| ≤ ε` when `‖Δx‖∞ ≤ δ`).
+    LipschitzBounded,
+}
+
+impl Enforcement {
+    /// Short name for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Enforcement::None => "ffn",
+            Enforcement::Projection { .. } => "provenn-projection",
+            Enforcement::PairPenalty { .. } => "pair-penalty",
+            Enforcement::NonNegative => "non-negative",
+            Enforcement::LipschitzBounded => "lipschitz",
+        }
+    }
+}
+
+/// Hyper-parameters of [`RelationalTrainer`], validated by [`RelationalParams::build`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationalParams {
+    /// Hidden widths (ReLU).
+    pub hidden: Vec<usize>,
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+    /// Stop after this many epochs without validation improvement.
+    pub patience: usize,
+    /// Projections per epoch besides the one at its end (0: only at the end).
+    pub projections_per_epoch: usize,
+    /// Time limit per certifier call.
+    pub certify_time_limit: Duration,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for RelationalParams {
+    fn default() -> Self {
+        RelationalParams {
+            hidden: vec![16, 16],
+            epochs: 300,
+            batch_size: 32,
+            learning_rate: 1e-2,
+            weight_decay: 0.0,
+            patience: 40,
+            projections_per_epoch: 1,
+            certify_time_limit: Duration::from_secs(120),
+            seed: 0,
+        }
+    }
+}
+
+/// A validated [`RelationalParams`].
+#[derive(Debug, Clone)]
+pub struct RelationalTrainer {
+    p: RelationalParams,
+}
+
+impl RelationalParams {
+    /// Validates the parameters.
+    pub fn build(self) -> Result<RelationalTrainer, TrainError> {
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            return Err(TrainError::InvalidParams(
+                "at least one hidden layer, every width ≥ 1".into(),
+            ));
+        }
+        if self.epochs == 0 || self.batch_size == 0 || self.patience == 0 {
+            return Err(TrainError::InvalidParams(
+                "epochs, batch size and patience must be ≥ 1".into(),
+            ));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(TrainError::InvalidParams(
+                "learning rate must be > 0".into(),
+            ));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(TrainError::InvalidParams("weight decay must be ≥ 0".into()));
+        }
+        if self.certify_time_limit.is_zero() {
+            return Err(TrainError::InvalidParams(
+                "certify time limit of zero".into(),
+            ));
+        }
+        Ok(RelationalTrainer { p: self })
+    }
+}
+
+/// Per-epoch progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationalEpoch {
+    /// Epoch from 0.
+    pub epoch: usize,
+    /// Mean training loss (data term).
+    pub train_loss: f64,
+    /// Validation loss of the epoch's (projected) model.
+    pub validation_loss: f64,
+    /// Projections so far.
+    pub projections: usize,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+/// A trained model and its certificate.
+#[derive(Debug, Clone)]
+pub struct RelationalModel {
+    /// The network, in target units (one logit for binary classification; logits otherwise).
+    pub net: Mlp,
+    /// The independent certificate of every constraint of the property.
+    pub guarantee: Guarantee,
+    /// The property in the constraint language (what was certified).
+    pub constraints: Vec<String>,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// Projections of the last layer (Projection only).
+    pub projections: usize,
+    /// Largest relative weight change of one projection.
+    pub max_projection_shift: f64,
+    /// Training time (without certification).
+    pub train_time: Duration,
+    /// Certification time.
+    pub certify_time: Duration,
+    /// Binaries of the certifier's MILPs (all constraints).
+    pub certify_binaries: usize,
+}
+
+/// What the network is trained to output.
+#[derive(Debug, Clone)]
+enum Task {
+    /// Standardised regression targets: `y = μ + σ·out`.
+    Regression { mean: Vec<f64>, scale: Vec<f64> },
+    /// Binary classification with one logit (class 1).
+    Binary,
+    /// Multi-class logits.
+    Multi,
+}
+
+impl Task {
+    fn of(t: &Targets) -> Result<(Task, usize), TrainError> {
+        Ok(match t {
+            Targets::Regression(y) => {
+                let n = y.nrows().max(1) as f64;
+                let mut mean = Vec::new();
+                let mut scale = Vec::new();
+                for c in y.column_iter() {
+                    let m = c.sum() / n;
+                    let v = c.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
+                    mean.push(m);
+                    scale.push(if v > 0.0 { v.sqrt() } else { 1.0 });
+                }
+                (Task::Regression { mean, scale }, y.ncols())
+            }
+            Targets::Classes { n_classes: 2, .. } => (Task::Binary, 1),
+            Targets::Classes { n_classes, .. } => (Task::Multi, *n_classes),
+            Targets::MultiLabel(_) => {
+                return Err(TrainError::InvalidParams(
+                    "relational training supports regression and class targets".into(),
+                ))
+            }
+        })
+    }
+    fn targets(&self, t: &Targets) -> DMatrix<f64> {
+        match (self, t) {
+            (Task::Regression { mean, scale }, Targets::Regression(y)) => {
+                DMatrix::from_fn(y.nrows(), y.ncols(), |r, c| {
+                    (y[(r, c)] - mean[c]) / scale[c]
+                })
+            }
+            (Task::Binary, Targets::Classes { labels, .. }) => {
+                DMatrix::from_fn(labels.len(), 1, |r, _| labels[r] as f64)
+            }
+            _ => t.to_matrix(),
+        }
+    }
+    fn loss(&self) -> &'static dyn Loss {
+        match self {
+            Task::Regression { .. } => &Mse,
+            Task::Binary => &BceWithLogits,
+            Task::Multi => &SoftmaxCrossEntropy,
+        }
+    }
+    /// Output units per trained unit (the property's tolerances are divided by these).
+    fn out_scale(&self, n_out: usize) -> Vec<f64> {
+        match self {
+            Task::Regression { scale, .. } => scale.clone(),
+            _ => vec![1.0; n_out],
+        }
+    }
+}
+
+/// One projection row: `∀u ∈ [lo, hi]: sign·w_k·u ≥ rhs`.
+#[derive(Debug, Clone)]
+struct Row {
+    output: usize,
+    sign: f64,
+    lo: Vec<f64>,
+    hi: Vec<f64>,
+    rhs: f64,
+}
+
+/// `2^depth` boxes covering `domain`, bisecting the free features in turn.
+fn sub_boxes(domain: &InputBox, depth: usize) -> Result<Vec<InputBox>, TrainError> {
+    let free: Vec<usize> = (0..domain.dim())
+        .filter(|&j| domain.upper()[j] > domain.lower()[j])
+        .collect();
+    let mut boxes = vec![domain.clone()];
+    if free.is_empty() {
+        return Ok(boxes);
+    }
+    for d in 0..depth {
+        let j = free[d % free.len()];
+        let mut next = Vec::with_capacity(boxes.len() * 2);
+        for b in boxes {
+            let (l, u) = (b.lower()[j], b.upper()[j]);
+            let m = l + (u - l) / 2.0;
+            let (mut lo, mut hi) = (b.lower().to_vec(), b.upper().to_vec());
+            hi[j] = m;
+            next.push(InputBox::new(lo.clone(), hi)?);
+            lo[j] = m;
+            next.push(InputBox::new(lo, b.upper().to_vec())?);
+        }
+        boxes = next;
+    }
+    Ok(boxes)
+}
+
+/// The projection rows of `property` for the current hidden layers.
+fn projection_rows(
+    net: &Mlp,
+    property: &RelationalProperty,
+    domain: &InputBox,
+    boxes: &[InputBox],
+    out_scale: &[f64],
+) -> Result<Vec<Row>, TrainError> {
+    let n_out = net.n_outputs();
+    let last = net.layers().len() - 1;
+    let mut rows = Vec::new();
+    for b in boxes {
+        match property {
+            RelationalProperty::Monotonic { features } => {
+                for &(i, dir) in features {
+                    let col = JacobianBounds.column(net, b, i)?;
+                    for k in 0..n_out {
+                        rows.push(Row {
+                            output: k,
+                            sign: dir.sign(),
+                            lo: col.latent.lower.clone(),
+                            hi: col.latent.upper.clone(),
+                            rhs: 0.0,
+                        });
+                    }
+                }
+            }
+            RelationalProperty::Robust { .. } | RelationalProperty::Fair { .. } => {
+                let n = domain.dim();
+                let (mut lo, mut hi) = (b.lower().to_vec(), b.upper().to_vec());
+                let (mut dlo, mut dhi) = (vec![0.0; n], vec![0.0; n]);
+                let epsilon = match property {
+                    RelationalProperty::Robust { delta, epsilon } => {
+                        // x in the sub-box and x' within δ of it: both lie in the sub-box
+                        // grown by δ (clipped to the domain).
+                        for j in 0..n {
+                            if domain.upper()[j] > domain.lower()[j] {
+                                lo[j] = (lo[j] - delta).max(domain.lower()[j]);
+                                hi[j] = (hi[j] + delta).min(domain.upper()[j]);
+                                dlo[j] = -delta;
+                                dhi[j] = *delta;
+                            }
+                        }
+                        *epsilon
+                    }
+                    RelationalProperty::Fair { sensitive, epsilon } => {
+                        for &s in sensitive {
+                            lo[s] = domain.lower()[s];
+                            hi[s] = domain.upper()[s];
+                            dlo[s] = lo[s] - hi[s];
+                            dhi[s] = hi[s] - lo[s];
+                        }
+                        *epsilon
+                    }
+                    RelationalProperty::Monotonic { .. } => unreachable!(),
+                };
+                let r = RelationalBounds.bounds(
+                    net,
+                    &InputBox::new(lo, hi)?,
+                    &InputBox::new(dlo.clone(), dhi.clone())?,
+                )?;
+                let mut zlo = r.delta[last - 1].lower.clone();
+                let mut zhi = r.delta[last - 1].upper.clone();
+                for &j in net.skip_features() {
+                    zlo.push(dlo[j]);
+                    zhi.push(dhi[j]);
+                }
+                for (k, s) in out_scale.iter().enumerate() {
+                    for sign in [1.0, -1.0] {
+                        rows.push(Row {
+                            output: k,
+                            sign,
+                            lo: zlo.clone(),
+                            hi: zhi.clone(),
+                            rhs: -epsilon / s,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Whether the last layer's weights satisfy `row`, with the rounding of the `f64` sum bounded.
+fn row_holds(w: &DMatrix<f64>, row: &Row) -> bool {
+    let n = row.lo.len();
+    let (mut s, mut mag) = (0.0, 0.0);
+    for j in 0..n {
+        let c = row.sign * w[(row.output, j)];
+        s += (c * row.lo[j]).min(c * row.hi[j]);
+        mag += c.abs() * row.lo[j].abs().max(row.hi[j].abs());
+    }
+    // γ_n ≤ (n + 2)·2⁻⁵³ for the sum and the products; pad generously.
+    let err = (n as f64 + 16.0) * f64::EPSILON * mag + 1e-300;
+    s - err >= row.rhs
+}
+
+/// Projects the last layer onto `rows` (closest weights in the Euclidean norm, biases kept).
+/// Returns the relative shift of the weights.
+fn project(net: &mut Mlp, rows: &[Row]) -> Result<f64, TrainError> {
+    let last = net.layers().len() - 1;
+    let w0 = net.layers()[last].weights().clone();
+    if rows.iter().all(|r| row_holds(&w0, r)) {
+        return Ok(0.0);
+    }
+    let (n_out, n_z) = w0.shape();
+    let n_w = n_out * n_z;
+    let wi = |k: usize, j: usize| k * n_z + j;
+    let mut margin = 1e-9;
+    for _ in 0..6 {
+        // Variables: weights, then one auxiliary per (row, term with lo < hi).
+        let (mut ai, mut aj, mut av, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut n_var = n_w;
+        let mut r = 0;
+        for row in rows {
+            // Σ_j t_j ≥ rhs + margin  ⇔  −Σ t_j − Σ_fixed σ w lo ≤ −(rhs + margin)
+            let sum_row = r;
+            r += 1;
+            b.push(-(row.rhs + margin));
+            for j in 0..n_z {
+                let (l, h) = (row.lo[j], row.hi[j]);
+                let wv = wi(row.output, j);
+                if l == h {
+                    if l != 0.0 {
+                        ai.push(sum_row);
+                        aj.push(wv);
+                        av.push(-row.sign * l);
+                    }
+                    continue;
+                }
+                let t = n_var;
+                n_var += 1;
+                ai.push(sum_row);
+                aj.push(t);
+                av.push(-1.0);
+                for e in [l, h] {
+                    // t ≤ σ w e  ⇔  t − σ e w ≤ 0
+                    ai.push(r);
+                    aj.push(t);
+                    av.push(1.0);
+                    ai.push(r);
+                    aj.push(wv);
+                    av.push(-row.sign * e);
+                    b.push(0.0);
+                    r += 1;
+                }
+            }
+        }
+        let a = CscMatrix::new_from_triplets(r, n_var, ai, aj, av);
+        let p = CscMatrix::new_from_triplets(
+            n_var,
+            n_var,
+            (0..n_w).collect(),
+            (0..n_w).collect(),
+            vec![1.0; n_w],
+        );
+        let mut q = vec![0.0; n_var];
+        for k in 0..n_out {
+            for j in 0..n_z {
+                q[wi(k, j)] = -w0[(k, j)];
+            }
+        }
+        let settings = DefaultSettingsBuilder::default()
+            .verbose(false)
+            .tol_gap_abs(1e-10)
+            .tol_gap_rel(1e-10)
+            .tol_feas(1e-10)
+            .build()
+            .map_err(|e| TrainError::Failed(format!("clarabel settings: {e:?}")))?;
+        let cones = [SupportedConeT::NonnegativeConeT(r)];
+        let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, settings)
+            .map_err(|e| TrainError::Failed(format!("clarabel: {e:?}")))?;
+        solver.solve();
+        match solver.solution.status {
+            SolverStatus::Solved | SolverStatus::AlmostSolved => {}
+            s => {
+                return Err(TrainError::Failed(format!(
+                    "the projection QP ended with {s:?}"
+                )))
+            }
+        }
+        let x = &solver.solution.x;
+        let w = DMatrix::from_fn(n_out, n_z, |k, j| x[wi(k, j)]);
+        if rows.iter().all(|r| row_holds(&w, r)) {
+            let shift = (&w - &w0).norm() / w0.norm().max(1e-12);
+            net.layer_mut(last).set_weights(w)?;
+            return Ok(shift);
+        }
+        // The interior-point solution sits within tolerance of the boundary: ask for more.
+        margin *= 100.0;
+    }
+    Err(TrainError::Failed(
+        "the projected weights do not pass the f64 row check".into(),
+    ))
+}
+
+/// Makes the network monotone by construction (see [`Enforcement::NonNegative`]).
+fn clip_non_negative(net: &mut Mlp, features: &[(usize, Direction)]) {
+    let monotone: Vec<(usize, f64)> = features.iter().map(|&(i, d)| (i, d.sign())).collect();
+    let skip: Vec<usize> = net.skip_features().to_vec();
+    let last = net.layers().len() - 1;
+    for l in 0..net.layers().len() {
+        let layer = net.layer_mut(l);
+        let mut w = layer.weights_mut();
+        let h = if l == last {
+            w.ncols() - skip.len()
+        } else {
+            w.ncols()
+        };
+        for j in 0..w.ncols() {
+            // Which input, if any, this column reads directly.
+            let input = if l == 0 {
+                Some(j)
+            } else if j >= h {
+                Some(skip[j - h])
+            } else {
+                None
+            };
+            let sign = match input {
+                None => Some(1.0),
+                Some(i) => monotone.iter().find(|m| m.0 == i).map(|m| m.1),
+            };
+            if let Some(s) = sign {
+                for r in 0..w.nrows() {
+                    if w[(r, j)] * s < 0.0 {
+                        w[(r, j)] = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Rescales weight rows so that `∏ ‖W_l‖_∞ ≤ bound` (see [`Enforcement::LipschitzBounded`]).
+fn clip_lipschitz(net: &mut Mlp, bound: f64) {
+    let per_layer = bound.powf(1.0 / net.layers().len() as f64);
+    for l in 0..net.layers().len() {
+        let layer = net.layer_mut(l);
+        let mut w = layer.weights_mut();
+        for r in 0..w.nrows() {
+            let s: f64 = w.row(r).iter().map(|v| v.abs()).sum();
+            if s > per_layer {
+                // Slightly inside, so the product's rounding cannot exceed the bound.
+                let f = per_layer / s * (1.0 - 1e-12);
+                for v in w.row_mut(r).iter_mut() {
+                    *v *= f;
+                }
+            }
+        }
+    }
+}
+
+/// `Σ c ⊙ out` as a loss: its gradient w.r.t. the outputs is the fixed coefficient matrix.
+struct LinearTerm;
+
+impl Loss for LinearTerm {
+    fn sum_and_gradient(&self, pred: &DMatrix<f64>, coef: &DMatrix<f64>) -> (f64, DMatrix<f64>) {
+        (pred.component_mul(coef).sum(), coef.clone())
+    }
+    fn normaliser(&self, _: usize, _: usize) -> f64 {
+        1.0
+    }
+}
+
+/// Adds the gradient of `weight · mean_r Σ_k v_rk²` over sampled pairs, where `v` is the
+/// property's violation on the pair.
+fn add_pair_penalty(
+    net: &Mlp,
+    property: &RelationalProperty,
+    xb: &DMatrix<f64>,
+    domain: &InputBox,
+    out_scale: &[f64],
+    weight: f64,
+    rng: &mut ChaCha8Rng,
+    grads: &mut Gradients,
+) -> Result<(), TrainError> {
+    let (m, n) = xb.shape();
+    let mut x2 = xb.clone();
+    let (lo, hi) = (domain.lower(), domain.upper());
+    // Which monotone feature each pair moves (monotonicity), and its sign.
+    let mut moved = vec![(0usize, 1.0f64); m];
+    for r in 0..m {
+        match property {
+            RelationalProperty::Monotonic { features } => {
+                let (i, d) = features[rng.gen_range(0..features.len())];
+                moved[r] = (i, d.sign());
+                x2[(r, i)] = rng.gen_range(xb[(r, i)]..=hi[i].max(xb[(r, i)]));
+            }
+            RelationalProperty::Robust { delta, .. } => {
+                for j in 0..n {
+                    x2[(r, j)] = (xb[(r, j)] + rng.gen_range(-delta..=*delta)).clamp(lo[j], hi[j]);
+                }
+            }
+            RelationalProperty::Fair { sensitive, .. } => {
+                for &s in sensitive {
+                    x2[(r, s)] = if rng.gen_bool(0.5) { lo[s] } else { hi[s] };
+                }
+            }
+        }
+    }
+    let f1 = net.forward_batch(xb)?;
+    let f2 = net.forward_batch(&x2)?;
+    let k = f1.ncols();
+    let mut c1 = DMatrix::zeros(m, k);
+    let mut c2 = DMatrix::zeros(m, k);
+    let scale = weight / m as f64;
+    for r in 0..m {
+        for o in 0..k {
+            let d = f2[(r, o)] - f1[(r, o)];
+            match property {
+                RelationalProperty::Monotonic { .. } => {
+                    // violation s·(f1 − f2) > 0 for a pair that should satisfy s·(f2 − f1) ≥ 0
+                    let s = moved[r].1;
+                    let v = (-s * d).max(0.0);
+                    c1[(r, o)] = scale * 2.0 * v * s;
+                    c2[(r, o)] = -scale * 2.0 * v * s;
+                }
+                RelationalProperty::Robust { epsilon, .. }
+                | RelationalProperty::Fair { epsilon, .. } => {
+                    let v = (d.abs() - epsilon / out_scale[o]).max(0.0);
+                    let g = scale * 2.0 * v * d.signum();
+                    c1[(r, o)] = -g;
+                    c2[(r, o)] = g;
+                }
+            }
+        }
+    }
+    let (_, g1) = net.loss_gradient(xb, &c1, &LinearTerm)?;
+    let (_, g2) = net.loss_gradient(&x2, &c2, &LinearTerm)?;
+    grads.add_assign(&g1);
+    grads.add_assign(&g2);
+    Ok(())
+}
+
+impl RelationalTrainer {
+    /// The parameters.
+    pub fn params(&self) -> &RelationalParams {
+        &self.p
+    }
+
+    /// Trains on `train` with `enforcement`, selecting the epoch with the lowest validation loss
+    /// (of the enforced model), then certifies the result over `domain` (the scaled data box when
+    /// `None`). `on_epoch` sees every epoch (progress bars).
+    pub fn fit(
+        &self,
+        train: &Dataset,
+        validation: &Dataset,
+        property: &RelationalProperty,
+        enforcement: &Enforcement,
+        domain: Option<&InputBox>,
+        on_epoch: &mut dyn FnMut(&RelationalEpoch),
+    ) -> Result<RelationalModel, TrainError> {
+        let p = &self.p;
+        let n_in = train.n_features();
+        property.validate(n_in)?;
+        let domain = match domain {
+            Some(d) => d.clone(),
+            None => InputBox::new(vec![0.0; n_in], vec![1.0; n_in])?,
+        };
+        let (task, n_out) = Task::of(&train.targets)?;
+        let out_scale = task.out_scale(n_out);
+        match (enforcement, property) {
+            (Enforcement::NonNegative, RelationalProperty::Monotonic { .. })
+            | (Enforcement::LipschitzBounded, RelationalProperty::Robust { .. })
+            | (Enforcement::None | Enforcement::Projection { .. }, _) => {}
+            (Enforcement::PairPenalty { weight }, _) if *weight >= 0.0 && weight.is_finite() => {}
+            (e, _) => {
+                return Err(TrainError::InvalidParams(format!(
+                    "enforcement {} does not apply to {property:?}",
+                    e.name()
+                )))
+            }
+        }
+        // Monotone features are skip-connected: their exact unit derivative lets the last
+        // layer satisfy the property with a margin whatever the hidden layers do.
+        let skip: Vec<usize> = match (enforcement, property) {
+            (Enforcement::Projection { .. }, RelationalProperty::Monotonic { features }) => {
+                let mut s: Vec<usize> = features.iter().map(|f| f.0).collect();
+                s.sort_unstable();
+                s
+            }
+            _ => vec![],
+        };
+        let mut b = MlpBuilder::new(n_in).seed(p.seed);
+        for &w in &p.hidden {
+            b = b.hidden(w, Activation::Relu);
+        }
+        let mut net = b
+            .output(n_out, Activation::Identity)
+            .skip_features(skip)
+            .build()?;
+        let boxes = match enforcement {
+            Enforcement::Projection { split_depth } => sub_boxes(&domain, *split_depth)?,
+            _ => vec![],
+        };
+        let lipschitz = match property {
+            RelationalProperty::Robust { delta, epsilon } => {
+                // ε in trained units, smallest over the outputs.
+                out_scale
+                    .iter()
+                    .map(|s| epsilon / s)
+                    .fold(f64::INFINITY, f64::min)
+                    / delta
+            }
+            _ => f64::INFINITY,
+        };
+        let enforce_step = |net: &mut Mlp| match (enforcement, property) {
+            (Enforcement::NonNegative, RelationalProperty::Monotonic { features }) => {
+                clip_non_negative(net, features)
+            }
+            (Enforcement::LipschitzBounded, _) => clip_lipschitz(net, lipschitz),
+            _ => {}
+        };
+        enforce_step(&mut net);
+        let projections = std::cell::Cell::new(0usize);
+        let max_shift = std::cell::Cell::new(0.0f64);
+        let enforce_projection = |net: &mut Mlp| -> Result<(), TrainError> {
+            if let Enforcement::Projection { .. } = enforcement {
+                let rows = projection_rows(net, property, &domain, &boxes, &out_scale)?;
+                max_shift.set(max_shift.get().max(project(net, &rows)?));
+                projections.set(projections.get() + 1);
+            }
+            Ok(())
+        };
+        let start = Instant::now();
+        let y = task.targets(&train.targets);
+        let vy = task.targets(&validation.targets);
+        let loss = task.loss();
+        let mut opt = Adam::new(AdamParams {
+            learning_rate: p.learning_rate,
+            weight_decay: p.weight_decay,
+            ..Default::default()
+        })?;
+        let mut rng = ChaCha8Rng::seed_from_u64(p.seed.wrapping_add(1));
+        let mut order: Vec<usize> = (0..train.n_rows()).collect();
+        let n_batches = order.len().div_ceil(p.batch_size);
+        let project_at: Vec<usize> = (1..=p.projections_per_epoch)
+            .map(|i| i * n_batches / (p.projections_per_epoch + 1))
+            .collect();
+        enforce_projection(&mut net)?;
+        let mut best: Option<(f64, Mlp)> = None;
+        let mut since_best = 0;
+        let mut epochs_run = 0;
+        for epoch in 0..p.epochs {
+            order.shuffle(&mut rng);
+            let mut total = 0.0;
+            for (bi, batch) in order.chunks(p.batch_size).enumerate() {
+                let xb = train.x.select_rows(batch);
+                let yb = y.select_rows(batch);
+                let (l, mut grads) = net.loss_gradient(&xb, &yb, loss)?;
+                if let Enforcement::PairPenalty { weight } = enforcement {
+                    add_pair_penalty(
+                        &net, property, &xb, &domain, &out_scale, *weight, &mut rng, &mut grads,
+                    )?;
+                }
+                opt.step(&mut net, &grads);
+                enforce_step(&mut net);
+                if project_at.contains(&bi) {
+                    enforce_projection(&mut net)?;
+                }
+                total += l * batch.len() as f64;
+            }
+            enforce_projection(&mut net)?;
+            epochs_run = epoch + 1;
+            let vl = loss.value(&net.forward_batch(&validation.x)?, &vy);
+            on_epoch(&RelationalEpoch {
+                epoch,
+                train_loss: total / train.n_rows() as f64,
+                validation_loss: vl,
+                projections: projections.get(),
+                elapsed: start.elapsed(),
+            });
+            if best.as_ref().is_none_or(|(b, _)| vl < *b) {
+                best = Some((vl, net.clone()));
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if since_best >= p.patience {
+                    break;
+                }
+            }
+        }
+        let mut net = best.map(|b| b.1).unwrap_or(net);
+        if let Task::Regression { mean, scale } = &task {
+            // Back to target units: a positive scaling of each output keeps every property.
+            let last = net.layers().len() - 1;
+            let layer = net.layer_mut(last);
+            let w = DMatrix::from_fn(layer.outputs(), layer.inputs(), |k, j| {
+                layer.weights()[(k, j)] * scale[k]
+            });
+            let bias =
+                DVector::from_fn(layer.outputs(), |k, _| layer.bias()[k] * scale[k] + mean[k]);
+            layer.set_weights(w)?;
+            layer.set_bias(bias)?;
+        }
+        let train_time = start.elapsed();
+        let cstart = Instant::now();
+        let constraints = property.constraints(&domain, n_out)?;
+        let certifier = ConstraintCertifier::new(CertifyOptions {
+            time_limit: Some(p.certify_time_limit),
+            ..CertifyOptions::default()
+        })?;
+        let mut guarantee = Guarantee::Certified {
+            margin: f64::INFINITY,
+        };
+        let mut binaries = 0;
+        for c in &constraints {
+            let report = certifier.certify(&net, c)?;
+            binaries += report.neuron_binaries;
+            match report.certificate {
+                Certificate::Certified { margin } => {
+                    if let Guarantee::Certified { margin: m } = &mut guarantee {
+                        *m = m.min(margin);
+                    }
+                }
+                Certificate::Violated(w) => {
+                    guarantee = Guarantee::NotCertified {
+                        reason: format!(
+                            "violated by {:.3e} at x = {:?}, x2 = {:?} (outputs {:?}, {:?})",
+                            w.violation, w.x, w.x2, w.y, w.y2
+                        ),
+                    };
+                    break;
+                }
+                Certificate::Unknown { reason } => {
+                    guarantee = Guarantee::NotCertified { reason };
+                    break;
+                }
+            }
+        }
+        Ok(RelationalModel {
+            net,
+            guarantee,
+            constraints: property.to_dsl(n_in, n_out),
+            epochs_run,
+            projections: projections.get(),
+            max_projection_shift: max_shift.get(),
+            train_time,
+            certify_time: cstart.elapsed(),
+            certify_binaries: binaries,
+        })
+    }
+}
