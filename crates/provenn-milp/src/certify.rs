@@ -387,32 +387,59 @@ impl ViolationQuery {
             .forward(&nalgebra::DVector::from_vec(x.clone()))?
             .as_slice()
             .to_vec();
-        let (x2, y2) = if self.two_copy {
+        let mut candidates = Vec::new();
+        if self.two_copy {
             let x2 = point(1);
-            let y2 = net
-                .forward(&nalgebra::DVector::from_vec(x2.clone()))?
-                .as_slice()
-                .to_vec();
-            (x2, y2)
+            // The solver's equalities between copies (`same(x, x2, …)`) hold only to its
+            // feasibility tolerance, which can break them in f64: also try the candidate with
+            // near-equal coordinates made equal.
+            let snapped: Vec<f64> = x2
+                .iter()
+                .zip(&x)
+                .enumerate()
+                .map(|(i, (&b, &a))| {
+                    let inside = boxes[1].lower()[i] <= a && a <= boxes[1].upper()[i];
+                    if (b - a).abs() <= 1e-6 * (1.0 + a.abs()) && inside {
+                        a
+                    } else {
+                        b
+                    }
+                })
+                .collect();
+            let snap_differs = snapped != x2;
+            candidates.push(x2);
+            if snap_differs {
+                candidates.push(snapped);
+            }
         } else {
-            (Vec::new(), Vec::new())
-        };
-        let a = Assignment {
-            x: &x,
-            y: &y,
-            x2: &x2,
-            y2: &y2,
-        };
-        if c.formula.holds(&a) {
-            return Ok(None);
+            candidates.push(Vec::new());
         }
-        let violation = c.formula.violation(&a);
-        Ok(Some(Witness {
-            x,
-            y,
-            x2,
-            y2,
-            violation,
-        }))
+        for x2 in candidates {
+            let y2 = if self.two_copy {
+                net.forward(&nalgebra::DVector::from_vec(x2.clone()))?
+                    .as_slice()
+                    .to_vec()
+            } else {
+                Vec::new()
+            };
+            let a = Assignment {
+                x: &x,
+                y: &y,
+                x2: &x2,
+                y2: &y2,
+            };
+            if c.formula.holds(&a) {
+                continue;
+            }
+            let violation = c.formula.violation(&a);
+            return Ok(Some(Witness {
+                x,
+                y,
+                x2,
+                y2,
+                violation,
+            }));
+        }
+        Ok(None)
     }
 }

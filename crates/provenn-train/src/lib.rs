@@ -1,9 +1,11 @@
 //! Trainers.
 //!
-//! Today this crate holds the unconstrained feed-forward baseline ([`ffn`]) and the
-//! [`metrics`] every trainer reports. The constraint-aware trainers — SaDe, DeepSaDe,
-//! relational-property (SMiLE-style) training and the SL/SBR/REG baselines, each returning
-//! models certified by an independent check — are owned by the trainers issue.
+//! The unconstrained feed-forward baseline ([`ffn`]), SaDe ([`sade`]) and DeepSaDe
+//! ([`deepsade`]) for single-input constraints, global relational properties
+//! ([`relational`]: monotonicity, robustness, fairness, with baselines), and the [`metrics`]
+//! every trainer reports. Every constraint-aware trainer returns its model with the verdict of
+//! an independent certifier (provenn-milp); only a certified model is called guaranteed. The
+//! SL/SBR/REG baselines are still to come.
 #![forbid(unsafe_code)]
 
 pub mod deepsade;

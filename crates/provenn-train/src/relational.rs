@@ -29,7 +29,7 @@ use nalgebra::{DMatrix, DVector};
 use provenn_bounds::{InputBox, JacobianBounds, RelationalBounds};
 use provenn_data::{Dataset, Targets};
 use provenn_dsl::{compile, ir::Constraint, Bindings};
-use provenn_milp::{Certificate, CertifyOptions, ConstraintCertifier};
+use provenn_milp::{Certificate, CertifyOptions, ConstraintCertifier, Tightening};
 use provenn_nn::loss::{BceWithLogits, Loss, Mse, SoftmaxCrossEntropy};
 use provenn_nn::optim::{Adam, AdamParams, Optimizer};
 use provenn_nn::{Activation, Gradients, Mlp, MlpBuilder};
@@ -247,6 +247,10 @@ pub struct RelationalParams {
     pub projections_per_epoch: usize,
     /// Time limit per certifier call.
     pub certify_time_limit: Duration,
+    /// The certifier splits the domain into `2^certify_split_depth` boxes (one MILP each).
+    pub certify_split_depth: usize,
+    /// The certifier's neuron-bound tightening.
+    pub certify_tightening: Tightening,
     /// Seed.
     pub seed: u64,
 }
@@ -262,6 +266,8 @@ impl Default for RelationalParams {
             patience: 40,
             projections_per_epoch: 1,
             certify_time_limit: Duration::from_secs(120),
+            certify_split_depth: 0,
+            certify_tightening: Tightening::None,
             seed: 0,
         }
     }
@@ -638,6 +644,113 @@ fn project(net: &mut Mlp, rows: &[Row]) -> Result<f64, TrainError> {
     ))
 }
 
+/// Certifies a network against a [`RelationalProperty`] with provenn-milp's two-copy MILP
+/// over the whole network — an encoding independent of the trainer's latent boxes.
+///
+/// The domain is split into `2^split_depth` boxes `B`; each MILP takes the first copy in `B`
+/// and the second in the smallest box that holds every admissible partner of a point of `B`
+/// (monotonicity in `x_i`: `B` with `x_i` up to the domain's end; robustness: `B` grown by
+/// `δ`; fairness: `B` with the sensitive features over their whole range). The boxes cover the
+/// domain, so the certificates together cover every admissible pair; smaller boxes leave
+/// fewer unstable ReLUs, hence faster MILPs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationalCertifier {
+    /// Bisections of the domain.
+    pub split_depth: usize,
+    /// Limit per MILP; reaching it means "not certified".
+    pub time_limit: Duration,
+    /// Neuron-bound tightening before each MILP.
+    pub tightening: Tightening,
+}
+
+/// What [`RelationalCertifier::certify`] found.
+#[derive(Debug, Clone)]
+pub struct RelationalCertificate {
+    /// Certified for every pair, or why not (a re-validated witness, or a limit).
+    pub guarantee: Guarantee,
+    /// The witness pair when one was found: `(x, x2, violation)`.
+    pub witness: Option<(Vec<f64>, Vec<f64>, f64)>,
+    /// MILPs solved.
+    pub milps: usize,
+    /// Binaries over all MILPs.
+    pub binaries: usize,
+}
+
+impl RelationalCertifier {
+    /// Certifies `net` for `property` over `domain`.
+    pub fn certify(
+        &self,
+        net: &Mlp,
+        property: &RelationalProperty,
+        domain: &InputBox,
+    ) -> Result<RelationalCertificate, TrainError> {
+        property.validate(domain.dim())?;
+        let constraints = property.constraints(domain, net.n_outputs())?;
+        let certifier = ConstraintCertifier::new(CertifyOptions {
+            time_limit: Some(self.time_limit),
+            tightening: self.tightening,
+            ..CertifyOptions::default()
+        })?;
+        let mut out = RelationalCertificate {
+            guarantee: Guarantee::Certified {
+                margin: f64::INFINITY,
+            },
+            witness: None,
+            milps: 0,
+            binaries: 0,
+        };
+        let n = domain.dim();
+        for b in sub_boxes(domain, self.split_depth)? {
+            for (ci, c) in constraints.iter().enumerate() {
+                let (mut lo, mut hi) = (b.lower().to_vec(), b.upper().to_vec());
+                match property {
+                    RelationalProperty::Monotonic { features } => {
+                        hi[features[ci].0] = domain.upper()[features[ci].0];
+                    }
+                    RelationalProperty::Robust { delta, .. } => {
+                        for j in 0..n {
+                            lo[j] = (lo[j] - delta).max(domain.lower()[j]);
+                            hi[j] = (hi[j] + delta).min(domain.upper()[j]);
+                        }
+                    }
+                    RelationalProperty::Fair { sensitive, .. } => {
+                        for &s in sensitive {
+                            lo[s] = domain.lower()[s];
+                            hi[s] = domain.upper()[s];
+                        }
+                    }
+                }
+                let second = InputBox::new(lo, hi)?;
+                let report = certifier.certify_on(net, c, &b, &second)?;
+                out.milps += 1;
+                out.binaries += report.neuron_binaries;
+                match report.certificate {
+                    Certificate::Certified { margin } => {
+                        if let Guarantee::Certified { margin: m } = &mut out.guarantee {
+                            *m = m.min(margin);
+                        }
+                    }
+                    Certificate::Violated(w) => {
+                        out.guarantee = Guarantee::NotCertified {
+                            reason: format!(
+                                "violated by {:.3e} at x = {:?}, x2 = {:?} (outputs {:?}, {:?})",
+                                w.violation, w.x, w.x2, w.y, w.y2
+                            ),
+                        };
+                        out.witness = Some((w.x, w.x2, w.violation));
+                        return Ok(out);
+                    }
+                    Certificate::Unknown { reason } => {
+                        out.guarantee = Guarantee::NotCertified { reason };
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Makes the network monotone by construction (see [`Enforcement::NonNegative`]).
 fn clip_non_negative(net: &mut Mlp, features: &[(usize, Direction)]) {
     let monotone: Vec<(usize, f64)> = features.iter().map(|&(i, d)| (i, d.sign())).collect();
@@ -706,9 +819,9 @@ impl Loss for LinearTerm {
     }
 }
 
-/// Adds the gradient of `weight · mean_r Σ_k v_rk²` over sampled pairs, where `v` is the
+/// The gradient of `weight · mean_r Σ_k v_rk²` over sampled pairs, where `v` is the
 /// property's violation on the pair.
-fn add_pair_penalty(
+fn pair_penalty_gradient(
     net: &Mlp,
     property: &RelationalProperty,
     xb: &DMatrix<f64>,
@@ -716,8 +829,7 @@ fn add_pair_penalty(
     out_scale: &[f64],
     weight: f64,
     rng: &mut ChaCha8Rng,
-    grads: &mut Gradients,
-) -> Result<(), TrainError> {
+) -> Result<Gradients, TrainError> {
     let (m, n) = xb.shape();
     let mut x2 = xb.clone();
     let (lo, hi) = (domain.lower(), domain.upper());
@@ -769,11 +881,10 @@ fn add_pair_penalty(
             }
         }
     }
-    let (_, g1) = net.loss_gradient(xb, &c1, &LinearTerm)?;
+    let (_, mut g) = net.loss_gradient(xb, &c1, &LinearTerm)?;
     let (_, g2) = net.loss_gradient(&x2, &c2, &LinearTerm)?;
-    grads.add_assign(&g1);
-    grads.add_assign(&g2);
-    Ok(())
+    g.add_assign(&g2);
+    Ok(g)
 }
 
 impl RelationalTrainer {
@@ -893,9 +1004,9 @@ impl RelationalTrainer {
                 let yb = y.select_rows(batch);
                 let (l, mut grads) = net.loss_gradient(&xb, &yb, loss)?;
                 if let Enforcement::PairPenalty { weight } = enforcement {
-                    add_pair_penalty(
-                        &net, property, &xb, &domain, &out_scale, *weight, &mut rng, &mut grads,
-                    )?;
+                    grads.add_assign(&pair_penalty_gradient(
+                        &net, property, &xb, &domain, &out_scale, *weight, &mut rng,
+                    )?);
                 }
                 opt.step(&mut net, &grads);
                 enforce_step(&mut net);
@@ -939,49 +1050,22 @@ impl RelationalTrainer {
         }
         let train_time = start.elapsed();
         let cstart = Instant::now();
-        let constraints = property.constraints(&domain, n_out)?;
-        let certifier = ConstraintCertifier::new(CertifyOptions {
-            time_limit: Some(p.certify_time_limit),
-            ..CertifyOptions::default()
-        })?;
-        let mut guarantee = Guarantee::Certified {
-            margin: f64::INFINITY,
-        };
-        let mut binaries = 0;
-        for c in &constraints {
-            let report = certifier.certify(&net, c)?;
-            binaries += report.neuron_binaries;
-            match report.certificate {
-                Certificate::Certified { margin } => {
-                    if let Guarantee::Certified { margin: m } = &mut guarantee {
-                        *m = m.min(margin);
-                    }
-                }
-                Certificate::Violated(w) => {
-                    guarantee = Guarantee::NotCertified {
-                        reason: format!(
-                            "violated by {:.3e} at x = {:?}, x2 = {:?} (outputs {:?}, {:?})",
-                            w.violation, w.x, w.x2, w.y, w.y2
-                        ),
-                    };
-                    break;
-                }
-                Certificate::Unknown { reason } => {
-                    guarantee = Guarantee::NotCertified { reason };
-                    break;
-                }
-            }
+        let cert = RelationalCertifier {
+            split_depth: p.certify_split_depth,
+            time_limit: p.certify_time_limit,
+            tightening: p.certify_tightening,
         }
+        .certify(&net, property, &domain)?;
         Ok(RelationalModel {
             net,
-            guarantee,
+            guarantee: cert.guarantee,
             constraints: property.to_dsl(n_in, n_out),
             epochs_run,
             projections: projections.get(),
             max_projection_shift: max_shift.get(),
             train_time,
             certify_time: cstart.elapsed(),
-            certify_binaries: binaries,
+            certify_binaries: cert.binaries,
         })
     }
 }

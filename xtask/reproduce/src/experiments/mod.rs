@@ -86,5 +86,11 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(smile::Smile {
             kind: smile::Kind::Monotonic,
         }),
+        Box::new(smile::Smile {
+            kind: smile::Kind::Robust,
+        }),
+        Box::new(smile::Smile {
+            kind: smile::Kind::Fair,
+        }),
     ]
 }
