@@ -149,6 +149,7 @@ proptest! {
             hidden: vec![rng.gen_range(2..=6); rng.gen_range(1..=2)],
             epochs: rng.gen_range(1..=4),
             batch_size: 16,
+            certify_split_depth: rng.gen_range(0..=2),
             seed,
             ..RelationalParams::default()
         }

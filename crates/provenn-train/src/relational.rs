@@ -19,6 +19,40 @@
 //! Whatever the enforcement, the returned model is run through the independent two-copy MILP
 //! certifier of provenn-milp over the whole network and the whole domain, with the property
 //! written in the constraint language; the guarantee is that certificate and nothing else.
+//!
+//! ```
+//! use nalgebra::DMatrix;
+//! use provenn_data::{Dataset, Feature, FeatureKind, Schema, Targets};
+//! use provenn_train::relational::{
+//!     Direction, Enforcement, Guarantee, RelationalParams, RelationalProperty,
+//! };
+//!
+//! // y = sin(6·x0) + x1 is not monotone in x0; the trained model must be.
+//! let x = DMatrix::from_fn(60, 2, |r, c| ((r * 7 + c * 13) % 60) as f64 / 59.0);
+//! let y = DMatrix::from_fn(60, 1, |r, _| (6.0 * x[(r, 0)]).sin() + x[(r, 1)]);
+//! let feature = |name: &str| Feature {
+//!     name: name.into(),
+//!     kind: FeatureKind::Continuous,
+//!     raw_min: 0.0,
+//!     raw_max: 1.0,
+//! };
+//! let schema = Schema {
+//!     features: vec![feature("a"), feature("b")],
+//!     groups: vec![],
+//!     target_names: vec!["y".into()],
+//! };
+//! let data = Dataset::new("toy", x, Targets::Regression(y), schema).unwrap();
+//! let property = RelationalProperty::Monotonic {
+//!     features: vec![(0, Direction::Increasing)],
+//! };
+//! let trainer = RelationalParams { hidden: vec![6], epochs: 20, ..Default::default() }
+//!     .build()
+//!     .unwrap();
+//! let model = trainer
+//!     .fit(&data, &data, &property, &Enforcement::Projection { split_depth: 2 }, None, &mut |_| {})
+//!     .unwrap();
+//! assert!(matches!(model.guarantee, Guarantee::Certified { .. }));
+//! ```
 use std::time::{Duration, Instant};
 
 use clarabel::algebra::CscMatrix;
@@ -299,6 +333,11 @@ impl RelationalParams {
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return Err(TrainError::InvalidParams("weight decay must be ≥ 0".into()));
+        }
+        if self.certify_split_depth > 16 {
+            return Err(TrainError::InvalidParams(
+                "certify split depth above 16 (65,536 MILPs per constraint)".into(),
+            ));
         }
         if self.certify_time_limit.is_zero() {
             return Err(TrainError::InvalidParams(
@@ -686,6 +725,16 @@ impl RelationalCertifier {
     ) -> Result<RelationalCertificate, TrainError> {
         property.validate(domain.dim())?;
         let constraints = property.constraints(domain, net.n_outputs())?;
+        if let RelationalProperty::Monotonic { features } = property {
+            // One compiled constraint per feature, in order (the second box depends on it).
+            if constraints.len() != features.len() {
+                return Err(TrainError::Failed(format!(
+                    "{} monotone features compiled to {} constraints",
+                    features.len(),
+                    constraints.len()
+                )));
+            }
+        }
         let certifier = ConstraintCertifier::new(CertifyOptions {
             time_limit: Some(self.time_limit),
             tightening: self.tightening,
