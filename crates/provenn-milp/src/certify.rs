@@ -215,6 +215,15 @@ impl ConstraintCertifier {
             None
         };
         let negated = c.formula.clone().negate();
+        // Relational constraints are typically violated by exactly 0 at x = x2 (monotonicity,
+        // robustness), so proving "max violation ≤ tolerance" by closing the gap to that 0 is
+        // hopeless; asking only for violations above a floor (tolerance minus the solver's
+        // padding) lets the solver prune every node whose bound is below it, and infeasibility
+        // is the certificate. A violation above the floor is still maximised.
+        let floor = c.two_copy.then(|| {
+            let tol = self.options.tolerance;
+            (tol - pad_for(self.backend.tolerance(), tol, &Lin::constant(0.0))).max(0.0)
+        });
         let mut binaries = 0;
         let mut attempt = |strict: f64| -> Result<Attempt, MilpError> {
             let q = ViolationQuery::build(
@@ -224,6 +233,7 @@ impl ConstraintCertifier {
                 [&b1.bounds, b2.as_ref().unwrap_or(&b1.bounds)],
                 c.two_copy,
                 strict,
+                floor,
             )?;
             binaries = q.neuron_binaries;
             let out = self.backend.solve(&q.milp, &solve_opts)?;
@@ -250,9 +260,15 @@ impl ConstraintCertifier {
         let certificate = match first_try {
             Attempt {
                 status: SolveStatus::Infeasible,
+                has_margin,
                 ..
             } => Certificate::Certified {
-                margin: f64::INFINITY,
+                // With a floor, infeasible means "no violation above the tolerance".
+                margin: if floor.is_some() && has_margin {
+                    -self.options.tolerance
+                } else {
+                    f64::INFINITY
+                },
             },
             Attempt {
                 witness: Some(w), ..
@@ -329,6 +345,7 @@ impl ViolationQuery {
         bounds: [&NeuronBounds; 2],
         two_copy: bool,
         strict: f64,
+        floor: Option<f64>,
     ) -> Result<Self, MilpError> {
         let mut m = Milp::new();
         let (v1, x1) = input_vars(&mut m, boxes[0].lower(), boxes[0].upper());
@@ -350,7 +367,8 @@ impl ViolationQuery {
         };
         let scale = atom_scale(&enc, negated)?;
         let t = (scale > 0.0).then(|| {
-            let t = enc.m.continuous(-(scale + 1.0), scale + 1.0);
+            let lower = floor.map_or(-(scale + 1.0), |f| f.min(scale + 1.0));
+            let t = enc.m.continuous(lower, scale + 1.0);
             enc.t = Some(t);
             t
         });
