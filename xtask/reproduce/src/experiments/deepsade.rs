@@ -21,7 +21,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Ctx, Experiment, Mode};
+use super::{mean_sd, Ctx, Experiment, Mode};
 
 /// Which use case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,15 +99,6 @@ fn evaluate(net: &Mlp, test: &Dataset, c: &Constraint, seconds: f64) -> Result<R
         certificate,
         seconds,
     })
-}
-
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    (
-        m,
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt(),
-    )
 }
 
 impl Experiment for Deepsade {

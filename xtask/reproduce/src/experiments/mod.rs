@@ -58,6 +58,16 @@ pub trait Experiment {
     fn run(&self, ctx: &Ctx) -> Result<String>;
 }
 
+/// Mean and (population) standard deviation; `(0, 0)` for no values.
+pub fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let m = v.iter().sum::<f64>() / n;
+    (
+        m,
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt(),
+    )
+}
+
 /// Every experiment, in report order.
 pub fn registry() -> Vec<Box<dyn Experiment>> {
     vec![

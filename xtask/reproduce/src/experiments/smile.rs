@@ -16,7 +16,7 @@ use provenn::train::relational::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Ctx, Experiment, Mode};
+use super::{mean_sd, Ctx, Experiment, Mode};
 
 /// Which property.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,15 +279,6 @@ impl Smile {
         }
         Ok(tasks)
     }
-}
-
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    (
-        m,
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt(),
-    )
 }
 
 impl Experiment for Smile {
