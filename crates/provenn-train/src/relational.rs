@@ -898,13 +898,13 @@ fn pair_penalty_gradient(
     let (m, n) = xb.shape();
     let mut x2 = xb.clone();
     let (lo, hi) = (domain.lower(), domain.upper());
-    // Which monotone feature each pair moves (monotonicity), and its sign.
-    let mut moved = vec![(0usize, 1.0f64); m];
+    // The direction of the monotone feature each pair moves (monotonicity only).
+    let mut sign = vec![1.0f64; m];
     for r in 0..m {
         match property {
             RelationalProperty::Monotonic { features } => {
                 let (i, d) = features[rng.gen_range(0..features.len())];
-                moved[r] = (i, d.sign());
+                sign[r] = d.sign();
                 x2[(r, i)] = rng.gen_range(xb[(r, i)]..=hi[i].max(xb[(r, i)]));
             }
             RelationalProperty::Robust { delta, .. } => {
@@ -931,7 +931,7 @@ fn pair_penalty_gradient(
             match property {
                 RelationalProperty::Monotonic { .. } => {
                     // violation s·(f1 − f2) > 0 for a pair that should satisfy s·(f2 − f1) ≥ 0
-                    let s = moved[r].1;
+                    let s = sign[r];
                     let v = (-s * d).max(0.0);
                     c1[(r, o)] = scale * 2.0 * v * s;
                     c2[(r, o)] = -scale * 2.0 * v * s;
