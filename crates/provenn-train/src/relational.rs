@@ -53,6 +53,7 @@
 //!     .unwrap();
 //! assert!(matches!(model.guarantee, Guarantee::Certified { .. }));
 //! ```
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clarabel::algebra::CscMatrix;
@@ -70,6 +71,7 @@ use provenn_nn::{Activation, Gradients, Mlp, MlpBuilder};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 pub use crate::last_layer::Guarantee;
 use crate::TrainError;
@@ -570,8 +572,9 @@ fn projection_rows(
     Ok(rows)
 }
 
-/// Whether the last layer's weights satisfy `row`, with the rounding of the `f64` sum bounded.
-fn row_holds(w: &DMatrix<f64>, row: &Row) -> bool {
+/// How much the last layer's weights satisfy `row` by, with the rounding of the `f64` sum
+/// bounded (negative: the row fails).
+fn row_slack(w: &DMatrix<f64>, row: &Row) -> f64 {
     let n = row.lo.len();
     let (mut s, mut mag) = (0.0, 0.0);
     for j in 0..n {
@@ -581,106 +584,158 @@ fn row_holds(w: &DMatrix<f64>, row: &Row) -> bool {
     }
     // γ_n ≤ (n + 2)·2⁻⁵³ for the sum and the products; pad generously.
     let err = (n as f64 + 16.0) * f64::EPSILON * mag + 1e-300;
-    s - err >= row.rhs
+    s - err - row.rhs
 }
 
 /// Projects the last layer onto `rows` (closest weights in the Euclidean norm, biases kept).
 /// Returns the relative shift of the weights.
-fn project(net: &mut Mlp, rows: &[Row]) -> Result<f64, TrainError> {
+///
+/// Active set: the QP only takes the rows in `working` (indices into `rows`, kept between calls
+/// because consecutive projections are alike) plus those the current weights violate; rows the
+/// solution violates are added and the QP solved again. Projecting onto fewer rows gives the
+/// closest point of a larger set, so once that point passes every row it is the projection
+/// onto all of them.
+fn project(net: &mut Mlp, rows: &[Row], working: &mut Vec<usize>) -> Result<f64, TrainError> {
     let last = net.layers().len() - 1;
     let w0 = net.layers()[last].weights().clone();
-    if rows.iter().all(|r| row_holds(&w0, r)) {
+    // Failing rows, worst first.
+    let failing = |w: &DMatrix<f64>| -> Vec<usize> {
+        let mut f: Vec<(f64, usize)> = (0..rows.len())
+            .map(|i| (row_slack(w, &rows[i]), i))
+            .filter(|&(s, _)| s.is_nan() || s < 0.0)
+            .collect();
+        f.sort_by(|a, b| a.0.total_cmp(&b.0));
+        f.into_iter().map(|(_, i)| i).collect()
+    };
+    // Rows added per round: the projection onto the worst few usually fixes the rest.
+    const ADD: usize = 4;
+    let violated = failing(&w0);
+    if violated.is_empty() {
         return Ok(0.0);
     }
-    let (n_out, n_z) = w0.shape();
-    let n_w = n_out * n_z;
-    let wi = |k: usize, j: usize| k * n_z + j;
+    working.retain(|&i| i < rows.len());
+    working.extend(violated.into_iter().take(ADD));
+    working.sort_unstable();
+    working.dedup();
     let mut margin = 1e-9;
-    for _ in 0..6 {
-        // Variables: weights, then one auxiliary per (row, term with lo < hi).
-        let (mut ai, mut aj, mut av, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut n_var = n_w;
-        let mut r = 0;
-        for row in rows {
-            // Σ_j t_j ≥ rhs + margin  ⇔  −Σ t_j − Σ_fixed σ w lo ≤ −(rhs + margin)
-            let sum_row = r;
-            r += 1;
-            b.push(-(row.rhs + margin));
-            for j in 0..n_z {
-                let (l, h) = (row.lo[j], row.hi[j]);
-                let wv = wi(row.output, j);
-                if l == h {
-                    if l != 0.0 {
-                        ai.push(sum_row);
-                        aj.push(wv);
-                        av.push(-row.sign * l);
-                    }
-                    continue;
-                }
-                let t = n_var;
-                n_var += 1;
-                ai.push(sum_row);
-                aj.push(t);
-                av.push(-1.0);
-                for e in [l, h] {
-                    // t ≤ σ w e  ⇔  t − σ e w ≤ 0
-                    ai.push(r);
-                    aj.push(t);
-                    av.push(1.0);
-                    ai.push(r);
-                    aj.push(wv);
-                    av.push(-row.sign * e);
-                    b.push(0.0);
-                    r += 1;
-                }
-            }
-        }
-        let a = CscMatrix::new_from_triplets(r, n_var, ai, aj, av);
-        let p = CscMatrix::new_from_triplets(
-            n_var,
-            n_var,
-            (0..n_w).collect(),
-            (0..n_w).collect(),
-            vec![1.0; n_w],
-        );
-        let mut q = vec![0.0; n_var];
-        for k in 0..n_out {
-            for j in 0..n_z {
-                q[wi(k, j)] = -w0[(k, j)];
-            }
-        }
-        let settings = DefaultSettingsBuilder::default()
-            .verbose(false)
-            .tol_gap_abs(1e-10)
-            .tol_gap_rel(1e-10)
-            .tol_feas(1e-10)
-            .build()
-            .map_err(|e| TrainError::Failed(format!("clarabel settings: {e:?}")))?;
-        let cones = [SupportedConeT::NonnegativeConeT(r)];
-        let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, settings)
-            .map_err(|e| TrainError::Failed(format!("clarabel: {e:?}")))?;
-        solver.solve();
-        match solver.solution.status {
-            SolverStatus::Solved | SolverStatus::AlmostSolved => {}
-            s => {
-                return Err(TrainError::Failed(format!(
-                    "the projection QP ended with {s:?}"
-                )))
-            }
-        }
-        let x = &solver.solution.x;
-        let w = DMatrix::from_fn(n_out, n_z, |k, j| x[wi(k, j)]);
-        if rows.iter().all(|r| row_holds(&w, r)) {
+    let mut margin_raises = 0;
+    loop {
+        let subset: Vec<&Row> = working.iter().map(|&i| &rows[i]).collect();
+        let w = solve_projection(&w0, &subset, margin)?;
+        let failed = failing(&w);
+        if failed.is_empty() {
             let shift = (&w - &w0).norm() / w0.norm().max(1e-12);
+            // Keep the rows the solution is tight on for the next call.
+            let scale = 1e-6 * (1.0 + w.amax());
+            working.retain(|&i| row_slack(&w, &rows[i]) <= scale + margin);
             net.layer_mut(last).set_weights(w)?;
             return Ok(shift);
         }
-        // The interior-point solution sits within tolerance of the boundary: ask for more.
-        margin *= 100.0;
+        let outside: Vec<usize> = failed
+            .iter()
+            .copied()
+            .filter(|i| working.binary_search(i).is_err())
+            .take(ADD)
+            .collect();
+        if outside.is_empty() {
+            // The interior-point solution sits within tolerance of the boundary of a row it
+            // was given: ask for more.
+            margin_raises += 1;
+            if margin_raises >= 6 {
+                return Err(TrainError::Failed(
+                    "the projected weights do not pass the f64 row check".into(),
+                ));
+            }
+            margin *= 100.0;
+        } else {
+            working.extend(outside);
+            working.sort_unstable();
+        }
     }
-    Err(TrainError::Failed(
-        "the projected weights do not pass the f64 row check".into(),
-    ))
+}
+
+/// The closest weights to `w0` that satisfy `rows` with `margin` (one clarabel QP).
+fn solve_projection(
+    w0: &DMatrix<f64>,
+    rows: &[&Row],
+    margin: f64,
+) -> Result<DMatrix<f64>, TrainError> {
+    let (n_out, n_z) = w0.shape();
+    let n_w = n_out * n_z;
+    let wi = |k: usize, j: usize| k * n_z + j;
+    // Variables: weights, then one auxiliary per (row, term with lo < hi).
+    let (mut ai, mut aj, mut av, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut n_var = n_w;
+    let mut r = 0;
+    for row in rows {
+        // Σ_j t_j ≥ rhs + margin  ⇔  −Σ t_j − Σ_fixed σ w lo ≤ −(rhs + margin)
+        let sum_row = r;
+        r += 1;
+        b.push(-(row.rhs + margin));
+        for j in 0..n_z {
+            let (l, h) = (row.lo[j], row.hi[j]);
+            let wv = wi(row.output, j);
+            if l == h {
+                if l != 0.0 {
+                    ai.push(sum_row);
+                    aj.push(wv);
+                    av.push(-row.sign * l);
+                }
+                continue;
+            }
+            let t = n_var;
+            n_var += 1;
+            ai.push(sum_row);
+            aj.push(t);
+            av.push(-1.0);
+            for e in [l, h] {
+                // t ≤ σ w e  ⇔  t − σ e w ≤ 0
+                ai.push(r);
+                aj.push(t);
+                av.push(1.0);
+                ai.push(r);
+                aj.push(wv);
+                av.push(-row.sign * e);
+                b.push(0.0);
+                r += 1;
+            }
+        }
+    }
+    let a = CscMatrix::new_from_triplets(r, n_var, ai, aj, av);
+    let p = CscMatrix::new_from_triplets(
+        n_var,
+        n_var,
+        (0..n_w).collect(),
+        (0..n_w).collect(),
+        vec![1.0; n_w],
+    );
+    let mut q = vec![0.0; n_var];
+    for k in 0..n_out {
+        for j in 0..n_z {
+            q[wi(k, j)] = -w0[(k, j)];
+        }
+    }
+    let settings = DefaultSettingsBuilder::default()
+        .verbose(false)
+        .tol_gap_abs(1e-10)
+        .tol_gap_rel(1e-10)
+        .tol_feas(1e-10)
+        .build()
+        .map_err(|e| TrainError::Failed(format!("clarabel settings: {e:?}")))?;
+    let cones = [SupportedConeT::NonnegativeConeT(r)];
+    let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, settings)
+        .map_err(|e| TrainError::Failed(format!("clarabel: {e:?}")))?;
+    solver.solve();
+    match solver.solution.status {
+        SolverStatus::Solved | SolverStatus::AlmostSolved => {}
+        s => {
+            return Err(TrainError::Failed(format!(
+                "the projection QP ended with {s:?}"
+            )))
+        }
+    }
+    let x = &solver.solution.x;
+    Ok(DMatrix::from_fn(n_out, n_z, |k, j| x[wi(k, j)]))
 }
 
 /// Certifies a network against a [`RelationalProperty`] with provenn-milp's two-copy MILP
@@ -688,10 +743,15 @@ fn project(net: &mut Mlp, rows: &[Row]) -> Result<f64, TrainError> {
 ///
 /// The domain is split into `2^split_depth` boxes `B`; each MILP takes the first copy in `B`
 /// and the second in the smallest box that holds every admissible partner of a point of `B`
-/// (monotonicity in `x_i`: `B` with `x_i` up to the domain's end; robustness: `B` grown by
-/// `δ`; fairness: `B` with the sensitive features over their whole range). The boxes cover the
-/// domain, so the certificates together cover every admissible pair; smaller boxes leave
-/// fewer unstable ReLUs, hence faster MILPs.
+/// (robustness: `B` grown by `δ`; fairness: `B` with the sensitive features over their whole
+/// range). The boxes cover the domain, so the certificates together cover every admissible
+/// pair; smaller boxes leave fewer unstable ReLUs, hence faster MILPs.
+///
+/// Monotonicity needs less: both copies stay in `B`. A pair `x ≤ x′` that differs in `x_i`
+/// only runs along a segment parallel to axis `i`; the sub-boxes' faces cut it into pieces
+/// that each lie in one (closed) sub-box, so `f(x) ≤ f(p₁) ≤ … ≤ f(x′)` through the cut
+/// points. A proven slack of `−τ` per piece becomes `−kτ` over `k` pieces along axis `i`,
+/// which the reported margin accounts for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelationalCertifier {
     /// Bisections of the domain.
@@ -746,22 +806,18 @@ impl RelationalCertifier {
             tightening: Tightening::Milp,
             ..CertifyOptions::default()
         })?;
-        let mut out = RelationalCertificate {
-            guarantee: Guarantee::Certified {
-                margin: f64::INFINITY,
-            },
-            witness: None,
-            milps: 0,
-            binaries: 0,
-        };
         let n = domain.dim();
-        for b in sub_boxes(domain, self.split_depth)? {
+        let boxes = sub_boxes(domain, self.split_depth)?;
+        // One MILP per (sub-box, constraint): the first copy in the sub-box, the second in the
+        // box of its admissible partners.
+        let mut jobs: Vec<(usize, &Constraint, InputBox, InputBox)> = Vec::new();
+        for b in &boxes {
             for (ci, c) in constraints.iter().enumerate() {
                 let (mut lo, mut hi) = (b.lower().to_vec(), b.upper().to_vec());
                 match property {
-                    RelationalProperty::Monotonic { features } => {
-                        hi[features[ci].0] = domain.upper()[features[ci].0];
-                    }
+                    // Monotonicity is transitive: pairs inside one sub-box suffice (see
+                    // the type's docs), so the second copy stays in `B`.
+                    RelationalProperty::Monotonic { .. } => {}
                     RelationalProperty::Robust { delta, .. } => {
                         for j in 0..n {
                             lo[j] = (lo[j] - delta).max(domain.lower()[j]);
@@ -776,40 +832,98 @@ impl RelationalCertifier {
                     }
                 }
                 let second = InputBox::new(lo, hi)?;
-                let mut report = certifier.certify_on(net, c, &b, &second)?;
-                out.milps += 1;
+                jobs.push((ci, c, b.clone(), second));
+            }
+        }
+        // The MILPs are independent and HiGHS runs single-threaded: solve them in parallel,
+        // skipping the ones not yet started once any has failed.
+        let failed = AtomicBool::new(false);
+        let reports: Vec<Option<(usize, usize, usize, Certificate)>> = jobs
+            .par_iter()
+            .map(|(ci, c, b, second)| -> Result<_, TrainError> {
+                if failed.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                let mut report = certifier.certify_on(net, c, b, second)?;
+                let (mut milps, mut binaries) = (1, 0);
                 if matches!(report.certificate, Certificate::Unknown { .. })
                     && self.tightening != Tightening::Milp
                 {
                     // Loose big-M constants let the solver's tolerances fake a tiny violation
                     // (monotonicity's optimum is exactly 0, at x = x2); tightened neuron bounds
                     // often settle it.
-                    out.binaries += report.neuron_binaries;
-                    report = tight.certify_on(net, c, &b, &second)?;
-                    out.milps += 1;
+                    binaries += report.neuron_binaries;
+                    report = tight.certify_on(net, c, b, second)?;
+                    milps += 1;
                 }
-                out.binaries += report.neuron_binaries;
-                match report.certificate {
-                    Certificate::Certified { margin } => {
-                        if let Guarantee::Certified { margin: m } = &mut out.guarantee {
-                            *m = m.min(margin);
-                        }
-                    }
-                    Certificate::Violated(w) => {
-                        out.guarantee = Guarantee::NotCertified {
-                            reason: format!(
-                                "violated by {:.3e} at x = {:?}, x2 = {:?} (outputs {:?}, {:?})",
-                                w.violation, w.x, w.x2, w.y, w.y2
-                            ),
-                        };
-                        out.witness = Some((w.x, w.x2, w.violation));
-                        return Ok(out);
-                    }
-                    Certificate::Unknown { reason } => {
-                        out.guarantee = Guarantee::NotCertified { reason };
-                        return Ok(out);
+                binaries += report.neuron_binaries;
+                if !matches!(report.certificate, Certificate::Certified { .. }) {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                Ok(Some((*ci, milps, binaries, report.certificate)))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut out = RelationalCertificate {
+            guarantee: Guarantee::Certified {
+                margin: f64::INFINITY,
+            },
+            witness: None,
+            milps: 0,
+            binaries: 0,
+        };
+        let mut unknown = None;
+        // A monotone pair crosses up to `k` sub-boxes along its feature, so each piece's
+        // slack adds up: a negative proven margin (within the tolerance) counts `k` times.
+        let pieces = |ci: usize| -> f64 {
+            match property {
+                RelationalProperty::Monotonic { features } => {
+                    let i = features[ci].0;
+                    let mut starts: Vec<f64> = boxes.iter().map(|b| b.lower()[i]).collect();
+                    starts.sort_by(f64::total_cmp);
+                    starts.dedup();
+                    starts.len() as f64
+                }
+                _ => 1.0,
+            }
+        };
+        for (ci, milps, binaries, certificate) in reports.into_iter().flatten() {
+            out.milps += milps;
+            out.binaries += binaries;
+            match certificate {
+                Certificate::Certified { margin } => {
+                    let margin = if margin < 0.0 {
+                        margin * pieces(ci)
+                    } else {
+                        margin
+                    };
+                    if let Guarantee::Certified { margin: m } = &mut out.guarantee {
+                        *m = m.min(margin);
                     }
                 }
+                // The first witness in job order wins; a witness outranks an unknown.
+                Certificate::Violated(w) if out.witness.is_none() => {
+                    out.guarantee = Guarantee::NotCertified {
+                        reason: format!(
+                            "violated by {:.3e} at x = {:?}, x2 = {:?} (outputs {:?}, {:?})",
+                            w.violation, w.x, w.x2, w.y, w.y2
+                        ),
+                    };
+                    out.witness = Some((w.x, w.x2, w.violation));
+                }
+                Certificate::Violated(_) => {}
+                Certificate::Unknown { reason } => {
+                    unknown.get_or_insert(reason);
+                }
+            }
+        }
+        if out.witness.is_none() {
+            if let Some(reason) = unknown {
+                out.guarantee = Guarantee::NotCertified { reason };
+            } else if failed.load(Ordering::Relaxed) {
+                // Unreachable: a failing job always leaves a witness or a reason.
+                out.guarantee = Guarantee::NotCertified {
+                    reason: "certification failed".into(),
+                };
             }
         }
         Ok(out)
@@ -1034,10 +1148,15 @@ impl RelationalTrainer {
         enforce_step(&mut net);
         let projections = std::cell::Cell::new(0usize);
         let max_shift = std::cell::Cell::new(0.0f64);
+        let working = std::cell::RefCell::new(Vec::new());
         let enforce_projection = |net: &mut Mlp| -> Result<(), TrainError> {
             if let Enforcement::Projection { .. } = enforcement {
                 let rows = projection_rows(net, property, &domain, &boxes, &out_scale)?;
-                max_shift.set(max_shift.get().max(project(net, &rows)?));
+                max_shift.set(
+                    max_shift
+                        .get()
+                        .max(project(net, &rows, &mut working.borrow_mut())?),
+                );
                 projections.set(projections.get() + 1);
             }
             Ok(())
@@ -1132,5 +1251,76 @@ impl RelationalTrainer {
             certify_time: cstart.elapsed(),
             certify_binaries: cert.binaries,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::{any, prop_assert, proptest, ProptestConfig};
+    use provenn_nn::Dense;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// The active-set projection passes every row and equals the projection onto all rows
+        /// at once (it is the closest point of the same set), also when a working set carries
+        /// over from an earlier call.
+        #[test]
+        fn active_set_projection_is_the_full_projection(seed in any::<u64>()) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let n_out = rng.gen_range(1..=2);
+            let n_z = rng.gen_range(2..=8);
+            // A feasible point, so the rows always have a solution.
+            let feasible = DMatrix::from_fn(n_out, n_z, |_, _| rng.gen_range(-1.0..1.0));
+            let rows: Vec<Row> = (0..rng.gen_range(1..=40))
+                .map(|_| {
+                    let (mut lo, mut hi) = (Vec::new(), Vec::new());
+                    for _ in 0..n_z {
+                        let a: f64 = rng.gen_range(-1.0..1.0);
+                        let b = if rng.gen_bool(0.2) { a } else { rng.gen_range(-1.0..1.0) };
+                        lo.push(a.min(b));
+                        hi.push(a.max(b));
+                    }
+                    let mut row = Row {
+                        output: rng.gen_range(0..n_out),
+                        sign: if rng.gen_bool(0.5) { 1.0 } else { -1.0 },
+                        lo,
+                        hi,
+                        rhs: 0.0,
+                    };
+                    row.rhs = row_slack(&feasible, &row) - rng.gen_range(0.01..0.5);
+                    row
+                })
+                .collect();
+            let layer = |w: DMatrix<f64>| {
+                Mlp::from_layers(
+                    n_z,
+                    vec![Dense::new(w, DVector::zeros(n_out), Activation::Identity).unwrap()],
+                    vec![],
+                )
+                .unwrap()
+            };
+            let mut working = Vec::new();
+            for round in 0..2 {
+                let w0 = DMatrix::from_fn(n_out, n_z, |_, _| rng.gen_range(-3.0..3.0));
+                let mut net = layer(w0.clone());
+                project(&mut net, &rows, &mut working).unwrap();
+                let w = net.layers()[0].weights().clone();
+                for (i, r) in rows.iter().enumerate() {
+                    prop_assert!(row_slack(&w, r) >= 0.0, "round {round}: row {i} fails");
+                }
+                let all: Vec<&Row> = rows.iter().collect();
+                let full = if rows.iter().all(|r| row_slack(&w0, r) >= 0.0) {
+                    w0.clone()
+                } else {
+                    solve_projection(&w0, &all, 1e-9).unwrap()
+                };
+                prop_assert!(
+                    (&w - &full).norm() <= 1e-5 * (1.0 + w0.norm()),
+                    "round {round}: active set {w} vs full {full}"
+                );
+            }
+        }
     }
 }
