@@ -11,6 +11,7 @@ use provenn_data::{Dataset, Feature, FeatureKind, Schema, Targets};
 use provenn_dsl::ir::Assignment;
 use provenn_milp::{Certificate, CertifyOptions, ConstraintCertifier};
 use provenn_nn::Mlp;
+use provenn_train::pair_attack::PairAttack;
 use provenn_train::relational::{
     Direction, Enforcement, Guarantee, RelationalParams, RelationalProperty,
 };
@@ -172,6 +173,11 @@ proptest! {
         );
         let worst = sampled_violation(&m.net, &property, n, seed);
         prop_assert!(worst <= 1e-9, "{property:?}: sampled violation {worst:e}");
+        let domain = InputBox::new(vec![0.0; n], vec![1.0; n]).unwrap();
+        let attack = PairAttack { starts: 200, steps: 30, seed }
+            .run(&m.net, &property, &domain)
+            .unwrap();
+        prop_assert!(attack.violation <= 1e-9, "{property:?}: PGD violation {attack:?}");
     }
 }
 
@@ -238,6 +244,20 @@ fn unconstrained_networks_are_refuted_with_revalidated_witnesses() {
         y2: &y2
     }));
 
+    // The gradient attack finds a violating, admissible pair too.
+    let attack = PairAttack::default()
+        .run(&free.net, &property, &domain)
+        .unwrap();
+    assert!(attack.violation > 1e-3, "{attack:?}");
+    assert!(attack.x2[0] >= attack.x[0] && attack.x2[1] == attack.x[1]);
+    assert!(attack
+        .x
+        .iter()
+        .chain(&attack.x2)
+        .all(|v| (0.0..=1.0).contains(v)));
+    let f = |p: &[f64]| free.net.forward(&DVector::from_column_slice(p)).unwrap()[0];
+    assert_eq!(attack.violation, f(&attack.x) - f(&attack.x2));
+
     let fixed = trainer
         .fit(
             &train,
@@ -254,6 +274,87 @@ fn unconstrained_networks_are_refuted_with_revalidated_witnesses() {
         fixed.guarantee
     );
     assert!(sampled_violation(&fixed.net, &property, 2, 1) <= 1e-9);
+}
+
+/// The gradient attack refutes an unconstrained network for monotonicity, robustness and
+/// fairness with admissible pairs, and climbs: it beats its own starting pairs.
+#[test]
+fn pair_attack_finds_admissible_violations() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let x: DMatrix<f64> = DMatrix::from_fn(200, 3, |_, _| rng.gen_range(0.0..1.0));
+    let y = DMatrix::from_fn(200, 1, |r, _| 3.0 * x[(r, 0)] + (6.0 * x[(r, 1)]).sin());
+    let d = dataset(x, Targets::Regression(y));
+    let (train, validation) = (
+        d.select(&(0..160).collect::<Vec<_>>()),
+        d.select(&(160..200).collect::<Vec<_>>()),
+    );
+    let domain = InputBox::new(vec![0.0; 3], vec![1.0; 3]).unwrap();
+    let trainer = RelationalParams {
+        hidden: vec![8, 8],
+        epochs: 100,
+        ..RelationalParams::default()
+    }
+    .build()
+    .unwrap();
+    for property in [
+        RelationalProperty::Monotonic {
+            features: vec![(1, Direction::Increasing)],
+        },
+        RelationalProperty::Robust {
+            delta: 0.1,
+            epsilon: 0.05,
+        },
+        RelationalProperty::Fair {
+            sensitive: vec![0],
+            epsilon: 0.05,
+        },
+    ] {
+        let free = trainer
+            .fit(
+                &train,
+                &validation,
+                &property,
+                &Enforcement::None,
+                None,
+                &mut |_| {},
+            )
+            .unwrap();
+        let climbed = PairAttack::default()
+            .run(&free.net, &property, &domain)
+            .unwrap();
+        let starts = PairAttack {
+            steps: 0,
+            ..PairAttack::default()
+        }
+        .run(&free.net, &property, &domain)
+        .unwrap();
+        assert!(climbed.violation > 0.0, "{property:?}: {climbed:?}");
+        assert!(
+            climbed.violation > starts.violation,
+            "{climbed:?} vs {starts:?}"
+        );
+        for j in 0..3 {
+            let gap = (climbed.x2[j] - climbed.x[j]).abs();
+            match &property {
+                RelationalProperty::Robust { delta, .. } => assert!(gap <= *delta),
+                RelationalProperty::Fair { .. } => assert!(j == 0 || gap == 0.0),
+                RelationalProperty::Monotonic { .. } => {
+                    assert!(if j == 1 {
+                        climbed.x2[1] >= climbed.x[1]
+                    } else {
+                        gap == 0.0
+                    })
+                }
+            }
+        }
+        let f = |p: &[f64]| free.net.forward(&DVector::from_column_slice(p)).unwrap()[0];
+        let change = f(&climbed.x2) - f(&climbed.x);
+        let expected = match &property {
+            RelationalProperty::Monotonic { .. } => -change,
+            _ => change.abs() - 0.05,
+        };
+        assert_eq!(climbed.violation, expected);
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod deepsade;
 pub mod ffn;
 mod last_layer;
 pub mod metrics;
+pub mod pair_attack;
 pub mod relational;
 pub mod sade;
 
