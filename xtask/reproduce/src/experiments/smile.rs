@@ -65,16 +65,37 @@ fn split(d: &Dataset, test: f64, seed: u64) -> Result<(Dataset, Dataset, Dataset
 /// Synthetic regression where the ground truth has the property: `y = 2x₀ + sin(3x₁) + x₀x₂ −
 /// x₃² + noise` on `[0,1]⁴` — increasing in `x₀` (∂y/∂x₀ = 2 + x₂ > 0).
 fn synthetic(n: usize, seed: u64) -> Result<Dataset> {
+    synthetic_task(n, seed, false)
+}
+
+/// `synthetic` thresholded at its median (`classes`): the class is increasing in `x₀`, since
+/// the score is and the noise does not depend on `x₀`.
+fn synthetic_task(n: usize, seed: u64, classes: bool) -> Result<Dataset> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x: DMatrix<f64> = DMatrix::from_fn(n, 4, |_, _| rng.gen_range(0.0..1.0));
     let y = DMatrix::from_fn(n, 1, |r, _| {
         2.0 * x[(r, 0)] + (3.0 * x[(r, 1)]).sin() + x[(r, 0)] * x[(r, 2)] - x[(r, 3)].powi(2)
             + 0.05 * (rng.gen_range(0.0..1.0f64) - 0.5)
     });
+    let targets = if classes {
+        let mut sorted: Vec<f64> = y.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[n / 2];
+        Targets::Classes {
+            labels: y.iter().map(|&v| usize::from(v > median)).collect(),
+            n_classes: 2,
+        }
+    } else {
+        Targets::Regression(y)
+    };
     Ok(Dataset::new(
-        "synthetic-monotone",
+        if classes {
+            "synthetic-monotone-classes"
+        } else {
+            "synthetic-monotone"
+        },
         x,
-        Targets::Regression(y),
+        targets,
         Schema {
             features: (0..4)
                 .map(|j| Feature {
@@ -222,6 +243,15 @@ impl Smile {
                     name: "Synthetic regression",
                     note: "SYNTHETIC: y = 2x₀ + sin 3x₁ + x₀x₂ − x₃² + noise, 1,000 rows, increasing in x₀ in the ground truth",
                     data: synthetic(1000, 3)?,
+                    test_fraction: 0.2,
+                    property: mono(vec![(0, Direction::Increasing)]),
+                    methods: methods(),
+                    published: &[],
+                });
+                tasks.push(Task {
+                    name: "Synthetic classification",
+                    note: "SYNTHETIC: the synthetic regression's y above its median, 1,000 rows; the class is increasing in x₀ in the ground truth",
+                    data: synthetic_task(1000, 4, true)?,
                     test_fraction: 0.2,
                     property: mono(vec![(0, Direction::Increasing)]),
                     methods: methods(),
