@@ -9,11 +9,12 @@ use proptest::prelude::*;
 use provenn_bounds::InputBox;
 use provenn_data::{Dataset, Feature, FeatureKind, Schema, Targets};
 use provenn_dsl::ir::Assignment;
+use provenn_milp::Tightening;
 use provenn_milp::{Certificate, CertifyOptions, ConstraintCertifier};
 use provenn_nn::Mlp;
 use provenn_train::pair_attack::PairAttack;
 use provenn_train::relational::{
-    Direction, Enforcement, Guarantee, RelationalParams, RelationalProperty,
+    Direction, Enforcement, Guarantee, RelationalCertifier, RelationalParams, RelationalProperty,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -257,6 +258,19 @@ fn unconstrained_networks_are_refuted_with_revalidated_witnesses() {
         .all(|v| (0.0..=1.0).contains(v)));
     let f = |p: &[f64]| free.net.forward(&DVector::from_column_slice(p)).unwrap()[0];
     assert_eq!(attack.violation, f(&attack.x) - f(&attack.x2));
+    // With the attack on, the certifier settles it without a MILP, witness included.
+    let cert = RelationalCertifier {
+        split_depth: 0,
+        time_limit: std::time::Duration::from_secs(30),
+        tightening: Tightening::None,
+        attack: Some(PairAttack::default()),
+    }
+    .certify(&free.net, &property, &domain)
+    .unwrap();
+    assert_eq!(cert.milps, 0);
+    let (x, x2, v) = cert.witness.expect("a witness");
+    assert!(x2[0] >= x[0] && x2[1] == x[1] && v > 1e-5);
+    assert_eq!(v, f(&x) - f(&x2));
 
     let fixed = trainer
         .fit(

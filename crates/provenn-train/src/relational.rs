@@ -63,7 +63,8 @@ use clarabel::solver::{
 use nalgebra::{DMatrix, DVector};
 use provenn_bounds::{InputBox, JacobianBounds, RelationalBounds};
 use provenn_data::{Dataset, Targets};
-use provenn_dsl::{compile, ir::Constraint, Bindings};
+use provenn_dsl::ir::{Assignment, Constraint};
+use provenn_dsl::{compile, Bindings};
 use provenn_milp::{Certificate, CertifyOptions, ConstraintCertifier, Tightening};
 use provenn_nn::loss::{BceWithLogits, Loss, Mse, SoftmaxCrossEntropy};
 use provenn_nn::optim::{Adam, AdamParams, Optimizer};
@@ -74,6 +75,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 pub use crate::last_layer::Guarantee;
+use crate::pair_attack::PairAttack;
 use crate::TrainError;
 
 /// Direction of a monotonicity constraint.
@@ -761,6 +763,10 @@ pub struct RelationalCertifier {
     /// Neuron-bound tightening before each MILP (an "unknown" is retried once with MILP
     /// tightening).
     pub tightening: Tightening,
+    /// A gradient attack run before the MILPs: a pair it finds that breaks a compiled
+    /// constraint in `f64` by more than the certifier's tolerance settles the question (a
+    /// counterexample needs no proof) and spares the MILPs.
+    pub attack: Option<PairAttack>,
 }
 
 /// What [`RelationalCertifier::certify`] found.
@@ -801,6 +807,38 @@ impl RelationalCertifier {
             tightening: self.tightening,
             ..CertifyOptions::default()
         })?;
+        if let Some(attack) = &self.attack {
+            let a = attack.run(net, property, domain)?;
+            let y = |p: &[f64]| -> Result<Vec<f64>, TrainError> {
+                Ok(net
+                    .forward(&DVector::from_column_slice(p))?
+                    .iter()
+                    .copied()
+                    .collect())
+            };
+            let (y1, y2) = (y(&a.x)?, y(&a.x2)?);
+            let assignment = Assignment {
+                x: &a.x,
+                y: &y1,
+                x2: &a.x2,
+                y2: &y2,
+            };
+            let broken = constraints.iter().any(|c| !c.holds(&assignment));
+            if broken && a.violation > certifier.options().tolerance {
+                return Ok(RelationalCertificate {
+                    guarantee: Guarantee::NotCertified {
+                        reason: format!(
+                            "violated by {:.3e} at x = {:?}, x2 = {:?} (outputs {y1:?}, {y2:?}; \
+                             found by the gradient attack)",
+                            a.violation, a.x, a.x2
+                        ),
+                    },
+                    witness: Some((a.x, a.x2, a.violation)),
+                    milps: 0,
+                    binaries: 0,
+                });
+            }
+        }
         let tight = ConstraintCertifier::new(CertifyOptions {
             time_limit: Some(self.time_limit),
             tightening: Tightening::Milp,
@@ -1238,6 +1276,11 @@ impl RelationalTrainer {
             split_depth: p.certify_split_depth,
             time_limit: p.certify_time_limit,
             tightening: p.certify_tightening,
+            attack: Some(PairAttack {
+                starts: 500,
+                steps: 30,
+                seed: p.seed,
+            }),
         }
         .certify(&net, property, &domain)?;
         Ok(RelationalModel {
