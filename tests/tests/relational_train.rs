@@ -14,7 +14,8 @@ use provenn_milp::{Certificate, CertifyOptions, ConstraintCertifier};
 use provenn_nn::Mlp;
 use provenn_train::pair_attack::PairAttack;
 use provenn_train::relational::{
-    Direction, Enforcement, Guarantee, RelationalCertifier, RelationalParams, RelationalProperty,
+    Direction, Enforcement, Guarantee, RelationalCertifier, RelationalModel, RelationalParams,
+    RelationalProperty, RelationalTrainer,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -182,6 +183,34 @@ proptest! {
     }
 }
 
+/// Training rows 0..160, validation the rest.
+fn first_160_and_rest(d: Dataset) -> (Dataset, Dataset) {
+    let n = d.n_rows();
+    (
+        d.select(&(0..160).collect::<Vec<_>>()),
+        d.select(&(160..n).collect::<Vec<_>>()),
+    )
+}
+
+/// An unconstrained network (`Enforcement::None`).
+fn fit_unconstrained(
+    trainer: &RelationalTrainer,
+    train: &Dataset,
+    validation: &Dataset,
+    property: &RelationalProperty,
+) -> RelationalModel {
+    trainer
+        .fit(
+            train,
+            validation,
+            property,
+            &Enforcement::None,
+            None,
+            &mut |_| {},
+        )
+        .unwrap()
+}
+
 /// Data that contradicts the property: an unconstrained network is refuted with a witness pair
 /// that violates the compiled constraint in f64; the projected model is certified.
 #[test]
@@ -189,11 +218,7 @@ fn unconstrained_networks_are_refuted_with_revalidated_witnesses() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let x: DMatrix<f64> = DMatrix::from_fn(200, 2, |_, _| rng.gen_range(0.0..1.0));
     let y = DMatrix::from_fn(200, 1, |r, _| (6.0 * x[(r, 0)]).sin() + x[(r, 1)]);
-    let d = dataset(x, Targets::Regression(y));
-    let (train, validation) = (
-        d.select(&(0..160).collect::<Vec<_>>()),
-        d.select(&(160..200).collect::<Vec<_>>()),
-    );
+    let (train, validation) = first_160_and_rest(dataset(x, Targets::Regression(y)));
     let property = RelationalProperty::Monotonic {
         features: vec![(0, Direction::Increasing)],
     };
@@ -204,16 +229,7 @@ fn unconstrained_networks_are_refuted_with_revalidated_witnesses() {
     }
     .build()
     .unwrap();
-    let free = trainer
-        .fit(
-            &train,
-            &validation,
-            &property,
-            &Enforcement::None,
-            None,
-            &mut |_| {},
-        )
-        .unwrap();
+    let free = fit_unconstrained(&trainer, &train, &validation, &property);
     assert!(matches!(free.guarantee, Guarantee::NotCertified { .. }));
     let domain = InputBox::new(vec![0.0; 2], vec![1.0; 2]).unwrap();
     let c = property.constraints(&domain, 1).unwrap().remove(0);
@@ -297,11 +313,7 @@ fn pair_attack_finds_admissible_violations() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let x: DMatrix<f64> = DMatrix::from_fn(200, 3, |_, _| rng.gen_range(0.0..1.0));
     let y = DMatrix::from_fn(200, 1, |r, _| 3.0 * x[(r, 0)] + (6.0 * x[(r, 1)]).sin());
-    let d = dataset(x, Targets::Regression(y));
-    let (train, validation) = (
-        d.select(&(0..160).collect::<Vec<_>>()),
-        d.select(&(160..200).collect::<Vec<_>>()),
-    );
+    let (train, validation) = first_160_and_rest(dataset(x, Targets::Regression(y)));
     let domain = InputBox::new(vec![0.0; 3], vec![1.0; 3]).unwrap();
     let trainer = RelationalParams {
         hidden: vec![8, 8],
@@ -323,16 +335,7 @@ fn pair_attack_finds_admissible_violations() {
             epsilon: 0.05,
         },
     ] {
-        let free = trainer
-            .fit(
-                &train,
-                &validation,
-                &property,
-                &Enforcement::None,
-                None,
-                &mut |_| {},
-            )
-            .unwrap();
+        let free = fit_unconstrained(&trainer, &train, &validation, &property);
         let climbed = PairAttack::default()
             .run(&free.net, &property, &domain)
             .unwrap();
