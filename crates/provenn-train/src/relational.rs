@@ -593,8 +593,8 @@ fn row_slack(w: &DMatrix<f64>, row: &Row) -> f64 {
 /// Returns the relative shift of the weights.
 ///
 /// Active set: the QP only takes the rows in `working` (indices into `rows`, kept between calls
-/// because consecutive projections are alike) plus those the current weights violate; rows the
-/// solution violates are added and the QP solved again. Projecting onto fewer rows gives the
+/// because consecutive projections are alike) plus the few worst rows the current weights
+/// violate; the worst rows the solution violates are added and the QP solved again. Projecting onto fewer rows gives the
 /// closest point of a larger set, so once that point passes every row it is the projection
 /// onto all of them.
 fn project(net: &mut Mlp, rows: &[Row], working: &mut Vec<usize>) -> Result<f64, TrainError> {
