@@ -409,3 +409,66 @@ fn invalid_properties_and_parameters_are_errors() {
         assert!(p.validate(2).is_err(), "{p:?}");
     }
 }
+
+/// Restarts keep the restart with the lowest validation loss, judged on validation data alone:
+/// with three restarts the kept network is exactly the best of the three single trainings from
+/// the restart seeds, and it is certified.
+#[test]
+fn restarts_keep_the_best_validation_model() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let x: DMatrix<f64> = DMatrix::from_fn(200, 2, |_, _| rng.gen_range(0.0..1.0));
+    let y = DMatrix::from_fn(200, 1, |r, _| {
+        x[(r, 0)] + (5.0 * x[(r, 1)]).sin() + 0.3 * rng.gen_range(-1.0..1.0)
+    });
+    let (train, validation) = first_160_and_rest(dataset(x, Targets::Regression(y)));
+    let property = RelationalProperty::Monotonic {
+        features: vec![(0, Direction::Increasing)],
+    };
+    let params = |restarts, seed| RelationalParams {
+        hidden: vec![6, 6],
+        epochs: 40,
+        patience: 10,
+        restarts,
+        seed,
+        ..RelationalParams::default()
+    };
+    let fit = |p: RelationalParams, seen: &mut Vec<usize>| {
+        p.build()
+            .unwrap()
+            .fit(
+                &train,
+                &validation,
+                &property,
+                &Enforcement::Projection { split_depth: 2 },
+                None,
+                &mut |e| seen.push(e.restart),
+            )
+            .unwrap()
+    };
+    let validation_mse = |m: &RelationalModel| {
+        let out = m.net.forward_batch(&validation.x).unwrap();
+        let Targets::Regression(y) = &validation.targets else {
+            unreachable!()
+        };
+        (&out - y).norm_squared()
+    };
+    let mut seen = Vec::new();
+    let kept = fit(params(3, 7), &mut seen);
+    assert!(matches!(kept.guarantee, Guarantee::Certified { .. }));
+    for r in 0..3 {
+        assert!(seen.contains(&r), "restart {r} ran");
+    }
+    let singles: Vec<f64> = (0..3u64)
+        .map(|r| validation_mse(&fit(params(1, 7 + 1_000_003 * r), &mut Vec::new())))
+        .collect();
+    let best = singles.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        (validation_mse(&kept) - best).abs() <= 1e-9 * best.max(1.0),
+        "kept {} vs singles {singles:?}",
+        validation_mse(&kept)
+    );
+    assert!(
+        singles.iter().any(|&s| s > best),
+        "the restarts differ (else the test shows nothing): {singles:?}"
+    );
+}

@@ -283,6 +283,10 @@ pub struct RelationalParams {
     pub patience: usize,
     /// Projections per epoch besides the one at its end (0: only at the end).
     pub projections_per_epoch: usize,
+    /// Independent trainings from different initialisations (seed, seed + 1,000,003, …); the
+    /// one with the lowest validation loss is kept and certified. Selection uses validation
+    /// data only, never the test set.
+    pub restarts: usize,
     /// Time limit per certifier call.
     pub certify_time_limit: Duration,
     /// The certifier splits the domain into `2^certify_split_depth` boxes (one MILP each).
@@ -303,6 +307,7 @@ impl Default for RelationalParams {
             weight_decay: 0.0,
             patience: 40,
             projections_per_epoch: 1,
+            restarts: 1,
             certify_time_limit: Duration::from_secs(120),
             certify_split_depth: 0,
             certify_tightening: Tightening::None,
@@ -325,9 +330,9 @@ impl RelationalParams {
                 "at least one hidden layer, every width ≥ 1".into(),
             ));
         }
-        if self.epochs == 0 || self.batch_size == 0 || self.patience == 0 {
+        if self.epochs == 0 || self.batch_size == 0 || self.patience == 0 || self.restarts == 0 {
             return Err(TrainError::InvalidParams(
-                "epochs, batch size and patience must be ≥ 1".into(),
+                "epochs, batch size, patience and restarts must be ≥ 1".into(),
             ));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
@@ -355,7 +360,9 @@ impl RelationalParams {
 /// Per-epoch progress.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelationalEpoch {
-    /// Epoch from 0.
+    /// Restart from 0 (see [`RelationalParams::restarts`]).
+    pub restart: usize,
+    /// Epoch from 0 within the restart.
     pub epoch: usize,
     /// Mean training loss (data term).
     pub train_loss: f64,
@@ -376,7 +383,7 @@ pub struct RelationalModel {
     pub guarantee: Guarantee,
     /// The property in the constraint language (what was certified).
     pub constraints: Vec<String>,
-    /// Epochs run.
+    /// Epochs run by the kept restart.
     pub epochs_run: usize,
     /// Projections of the last layer (Projection only).
     pub projections: usize,
@@ -1110,9 +1117,10 @@ impl RelationalTrainer {
         &self.p
     }
 
-    /// Trains on `train` with `enforcement`, selecting the epoch with the lowest validation loss
-    /// (of the enforced model), then certifies the result over `domain` (the scaled data box when
-    /// `None`). `on_epoch` sees every epoch (progress bars).
+    /// Trains on `train` with `enforcement`, selecting the epoch (over all
+    /// [`restarts`](RelationalParams::restarts)) with the lowest validation loss of the enforced
+    /// model, then certifies that one network over `domain` (the scaled data box when `None`).
+    /// `on_epoch` sees every epoch (progress bars).
     pub fn fit(
         &self,
         train: &Dataset,
@@ -1153,14 +1161,6 @@ impl RelationalTrainer {
             }
             _ => vec![],
         };
-        let mut b = MlpBuilder::new(n_in).seed(p.seed);
-        for &w in &p.hidden {
-            b = b.hidden(w, Activation::Relu);
-        }
-        let mut net = b
-            .output(n_out, Activation::Identity)
-            .skip_features(skip)
-            .build()?;
         let boxes = match enforcement {
             Enforcement::Projection { split_depth } => sub_boxes(&domain, *split_depth)?,
             _ => vec![],
@@ -1183,7 +1183,6 @@ impl RelationalTrainer {
             (Enforcement::LipschitzBounded, _) => clip_lipschitz(net, lipschitz),
             _ => {}
         };
-        enforce_step(&mut net);
         let projections = std::cell::Cell::new(0usize);
         let max_shift = std::cell::Cell::new(0.0f64);
         let working = std::cell::RefCell::new(Vec::new());
@@ -1203,61 +1202,83 @@ impl RelationalTrainer {
         let y = task.targets(&train.targets);
         let vy = task.targets(&validation.targets);
         let loss = task.loss();
-        let mut opt = Adam::new(AdamParams {
-            learning_rate: p.learning_rate,
-            weight_decay: p.weight_decay,
-            ..Default::default()
-        })?;
-        let mut rng = ChaCha8Rng::seed_from_u64(p.seed.wrapping_add(1));
-        let mut order: Vec<usize> = (0..train.n_rows()).collect();
-        let n_batches = order.len().div_ceil(p.batch_size);
+        let n_batches = train.n_rows().div_ceil(p.batch_size);
         let project_at: Vec<usize> = (1..=p.projections_per_epoch)
             .map(|i| i * n_batches / (p.projections_per_epoch + 1))
             .collect();
-        enforce_projection(&mut net)?;
-        let mut best: Option<(f64, Mlp)> = None;
-        let mut since_best = 0;
-        let mut epochs_run = 0;
-        for epoch in 0..p.epochs {
-            order.shuffle(&mut rng);
-            let mut total = 0.0;
-            for (bi, batch) in order.chunks(p.batch_size).enumerate() {
-                let xb = train.x.select_rows(batch);
-                let yb = y.select_rows(batch);
-                let (l, mut grads) = net.loss_gradient(&xb, &yb, loss)?;
-                if let Enforcement::PairPenalty { weight } = enforcement {
-                    grads.add_assign(&pair_penalty_gradient(
-                        &net, property, &xb, &domain, &out_scale, *weight, &mut rng,
-                    )?);
-                }
-                opt.step(&mut net, &grads);
-                enforce_step(&mut net);
-                if project_at.contains(&bi) {
-                    enforce_projection(&mut net)?;
-                }
-                total += l * batch.len() as f64;
+        // Across restarts: (validation loss, network, epochs run) of the best epoch.
+        let mut chosen: Option<(f64, Mlp, usize)> = None;
+        for restart in 0..p.restarts {
+            // Restart 0 keeps the plain seed, so one restart trains exactly as before.
+            let seed = p.seed.wrapping_add(1_000_003 * restart as u64);
+            let mut b = MlpBuilder::new(n_in).seed(seed);
+            for &w in &p.hidden {
+                b = b.hidden(w, Activation::Relu);
             }
+            let mut net = b
+                .output(n_out, Activation::Identity)
+                .skip_features(skip.clone())
+                .build()?;
+            enforce_step(&mut net);
+            // The working set belongs to one network's projections.
+            working.borrow_mut().clear();
+            let mut opt = Adam::new(AdamParams {
+                learning_rate: p.learning_rate,
+                weight_decay: p.weight_decay,
+                ..Default::default()
+            })?;
+            let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
+            let mut order: Vec<usize> = (0..train.n_rows()).collect();
             enforce_projection(&mut net)?;
-            epochs_run = epoch + 1;
-            let vl = loss.value(&net.forward_batch(&validation.x)?, &vy);
-            on_epoch(&RelationalEpoch {
-                epoch,
-                train_loss: total / train.n_rows() as f64,
-                validation_loss: vl,
-                projections: projections.get(),
-                elapsed: start.elapsed(),
-            });
-            if best.as_ref().is_none_or(|(b, _)| vl < *b) {
-                best = Some((vl, net.clone()));
-                since_best = 0;
-            } else {
-                since_best += 1;
-                if since_best >= p.patience {
-                    break;
+            let mut best: Option<(f64, Mlp)> = None;
+            let mut since_best = 0;
+            let mut epochs_run = 0;
+            for epoch in 0..p.epochs {
+                order.shuffle(&mut rng);
+                let mut total = 0.0;
+                for (bi, batch) in order.chunks(p.batch_size).enumerate() {
+                    let xb = train.x.select_rows(batch);
+                    let yb = y.select_rows(batch);
+                    let (l, mut grads) = net.loss_gradient(&xb, &yb, loss)?;
+                    if let Enforcement::PairPenalty { weight } = enforcement {
+                        grads.add_assign(&pair_penalty_gradient(
+                            &net, property, &xb, &domain, &out_scale, *weight, &mut rng,
+                        )?);
+                    }
+                    opt.step(&mut net, &grads);
+                    enforce_step(&mut net);
+                    if project_at.contains(&bi) {
+                        enforce_projection(&mut net)?;
+                    }
+                    total += l * batch.len() as f64;
                 }
+                enforce_projection(&mut net)?;
+                epochs_run = epoch + 1;
+                let vl = loss.value(&net.forward_batch(&validation.x)?, &vy);
+                on_epoch(&RelationalEpoch {
+                    restart,
+                    epoch,
+                    train_loss: total / train.n_rows() as f64,
+                    validation_loss: vl,
+                    projections: projections.get(),
+                    elapsed: start.elapsed(),
+                });
+                if best.as_ref().is_none_or(|(b, _)| vl < *b) {
+                    best = Some((vl, net.clone()));
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                    if since_best >= p.patience {
+                        break;
+                    }
+                }
+            }
+            let (vl, net) = best.unwrap_or((f64::INFINITY, net));
+            if chosen.as_ref().is_none_or(|(b, _, _)| vl < *b) {
+                chosen = Some((vl, net, epochs_run));
             }
         }
-        let mut net = best.map(|b| b.1).unwrap_or(net);
+        let (_, mut net, epochs_run) = chosen.expect("restarts ≥ 1 is validated");
         if let Task::Regression { mean, scale } = &task {
             // Back to target units: a positive scaling of each output keeps every property.
             let last = net.layers().len() - 1;
