@@ -385,9 +385,9 @@ pub struct RelationalModel {
     pub constraints: Vec<String>,
     /// Epochs run by the kept restart.
     pub epochs_run: usize,
-    /// Projections of the last layer (Projection only).
+    /// Projections of the last layer over all restarts (Projection only).
     pub projections: usize,
-    /// Largest relative weight change of one projection.
+    /// Largest relative weight change of one projection, over all restarts.
     pub max_projection_shift: f64,
     /// Training time (without certification).
     pub train_time: Duration,
@@ -1206,9 +1206,9 @@ impl RelationalTrainer {
         let project_at: Vec<usize> = (1..=p.projections_per_epoch)
             .map(|i| i * n_batches / (p.projections_per_epoch + 1))
             .collect();
-        // Across restarts: (validation loss, network, epochs run) of the best epoch.
-        let mut chosen: Option<(f64, Mlp, usize)> = None;
-        for restart in 0..p.restarts {
+        // One training from restart `restart`'s initialisation: the validation loss, network
+        // and epochs run of its best epoch.
+        let mut train_restart = |restart: usize| -> Result<(f64, Mlp, usize), TrainError> {
             // Restart 0 keeps the plain seed, so one restart trains exactly as before.
             let seed = p.seed.wrapping_add(1_000_003 * restart as u64);
             let mut b = MlpBuilder::new(n_in).seed(seed);
@@ -1274,8 +1274,13 @@ impl RelationalTrainer {
                 }
             }
             let (vl, net) = best.unwrap_or((f64::INFINITY, net));
-            if chosen.as_ref().is_none_or(|(b, _, _)| vl < *b) {
-                chosen = Some((vl, net, epochs_run));
+            Ok((vl, net, epochs_run))
+        };
+        let mut chosen: Option<(f64, Mlp, usize)> = None;
+        for restart in 0..p.restarts {
+            let run = train_restart(restart)?;
+            if chosen.as_ref().is_none_or(|(b, _, _)| run.0 < *b) {
+                chosen = Some(run);
             }
         }
         let (_, mut net, epochs_run) = chosen.expect("restarts ≥ 1 is validated");
