@@ -5,7 +5,8 @@
 //! ([`relational`]: monotonicity, robustness, fairness, with baselines), and the [`metrics`]
 //! every trainer reports. Every constraint-aware trainer returns its model with the verdict of
 //! an independent certifier (provenn-milp); only a certified model is called guaranteed. The
-//! SL/SBR/REG baselines are still to come.
+//! soft-constraint baselines (SL, SBR, REG) are in [`regularised`]; they guarantee nothing and go
+//! through the same certifier.
 #![forbid(unsafe_code)]
 
 pub mod deepsade;
@@ -13,6 +14,7 @@ pub mod ffn;
 mod last_layer;
 pub mod metrics;
 pub mod pair_attack;
+pub mod regularised;
 pub mod relational;
 pub mod sade;
 
