@@ -262,7 +262,12 @@ proptest! {
         for _ in 0..12 {
             let theta = random_theta(&mut rng, c.layer.n_params(), c.bound);
             let admitted = z3enc::admits(&p, &theta).unwrap();
-            let holds = c.llc.counterexample(&theta).unwrap().is_none();
+            let witness = c.llc.counterexample(&theta).unwrap();
+            let holds = witness.is_none();
+            if let Some(z) = &witness {
+                // The witness is a point of the domain where the constraint fails, exactly.
+                prop_assert!(!c.llc.holds_at_exact(&theta, z), "witness {z:?} satisfies {}", c.src);
+            }
             let holds_q = z3enc::quantified_holds(&c.llc, &theta).unwrap();
             prop_assert_eq!(holds, holds_q, "the two exact checks disagree on {}", c.src);
             if admitted {
@@ -314,6 +319,37 @@ proptest! {
                 }
                 _ => {} // the quantified solve ran out of time: nothing to compare
             }
+        }
+    }
+}
+
+/// A strict atom whose exact minimum over the region is 0 fails there (and a non-strict one
+/// holds): the corner check must not round the boundary either way.
+#[test]
+fn counterexample_decides_strict_boundaries_exactly() {
+    let domain = vec![(0.0, 1.0)];
+    let layer = LastLayer {
+        n_features: 1,
+        n_outputs: 1,
+    };
+    let theta = [Q::zero(), Q::from_integer(1.into())];
+    for (src, fails) in [
+        ("y[0] > 0", true),
+        ("y[0] >= 0", false),
+        ("y[0] < 1", true),
+        ("y[0] <= 1", false),
+    ] {
+        let c = compile(src, &Bindings::anonymous(&domain, 1))
+            .unwrap()
+            .remove(0);
+        let llc = LastLayerConstraint::new(layer, &c, &[(0.0, 1.0)], &[]).unwrap();
+        let w = llc.counterexample(&theta).unwrap();
+        assert_eq!(w.is_some(), fails, "{src}: {w:?}");
+        if let Some(z) = w {
+            assert!(
+                !llc.holds_at_exact(&theta, &z),
+                "{src} holds at the witness {z:?}"
+            );
         }
     }
 }

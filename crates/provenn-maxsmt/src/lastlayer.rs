@@ -274,6 +274,23 @@ impl LastLayerConstraint {
             .all(|r| !r.premise.holds(&a) || r.conclusion.holds(&a))
     }
 
+    /// Whether the constraint holds at one `z` for `θ`, in exact arithmetic (`z` outside the
+    /// domain counts as holding: the constraint quantifies over the domain only).
+    pub fn holds_at_exact(&self, theta: &[Q], z: &[Q]) -> bool {
+        if z.len() != self.layer.n_features || theta.len() != self.layer.n_params() {
+            return false;
+        }
+        if z.iter().zip(&self.domain).any(|(v, (l, u))| v < l || v > u) {
+            return true;
+        }
+        let y: Vec<Q> = (0..self.layer.n_outputs)
+            .map(|k| self.layer.output_form(k, z).eval(theta))
+            .collect();
+        self.rules
+            .iter()
+            .all(|r| !exact_holds(&r.premise, z, &y) || exact_holds(&r.conclusion, z, &y))
+    }
+
     /// A point `z` of the domain where the constraint fails for the concrete `θ`, or `None` if
     /// it holds everywhere: exact, by Z3 on linear real arithmetic (`θ` is fixed, so
     /// `∃z: box ∧ P(z) ∧ ¬C(z)` is linear).
@@ -281,7 +298,83 @@ impl LastLayerConstraint {
     /// # Errors
     /// Z3 answering "unknown" (it does not on linear arithmetic without a time limit).
     pub fn counterexample(&self, theta: &[Q]) -> Result<Option<Vec<Q>>, MaxSmtError> {
+        if theta.len() == self.layer.n_params() {
+            if let Some(answer) = self.box_counterexample(theta) {
+                return Ok(answer);
+            }
+        }
         crate::z3enc::counterexample(self, theta)
+    }
+
+    /// The same check without Z3 where every rule's premise is a box and its conclusion a
+    /// conjunction of atoms: with `θ` fixed each atom is linear in `z`, and its exact range
+    /// over the box is attained at a corner. `None` when some rule is outside this fragment,
+    /// or a violating corner lies on a strict premise bound the box closed (the corner may
+    /// not satisfy the premise; Z3 decides).
+    fn box_counterexample(&self, theta: &[Q]) -> Option<Option<Vec<Q>>> {
+        let n = self.layer.n_features;
+        for r in &self.rules {
+            let region = r.region.as_ref()?;
+            if region.iter().any(|(l, u)| l > u) {
+                continue;
+            }
+            let atoms: Vec<&Formula> = match &r.conclusion {
+                Formula::And(v) => v.iter().collect(),
+                Formula::True => vec![],
+                f => vec![f],
+            };
+            for f in atoms {
+                let Formula::Atom(a) = f else {
+                    return None;
+                };
+                // The atom as `c + Σ_j g_j z_j`, outputs replaced by `b_k + Σ_j W_kj z_j`.
+                let mut g = LinForm::constant(coef(&a.expr.constant));
+                for (v, c) in &a.expr.terms {
+                    let c = coef(c);
+                    match *v {
+                        Var::Input(_, j) => g.add_term(j, c),
+                        Var::Output(_, k) => {
+                            g.constant += &c * &theta[self.layer.bias(k)];
+                            for j in 0..n {
+                                g.add_term(j, &c * &theta[self.layer.weight(k, j)]);
+                            }
+                        }
+                    }
+                }
+                let (lo, hi) = g.range(region);
+                let fails_at_min = match a.cmp {
+                    Cmp::Gt => !lo.is_positive(),
+                    Cmp::Ge | Cmp::Eq => lo.is_negative(),
+                    _ => false,
+                };
+                let fails_at_max = match a.cmp {
+                    Cmp::Lt => !hi.is_negative(),
+                    Cmp::Le | Cmp::Eq => hi.is_positive(),
+                    _ => false,
+                };
+                if !(fails_at_min || fails_at_max) {
+                    continue;
+                }
+                if r.region_closed_strict {
+                    return None;
+                }
+                // The corner that attains the failing end.
+                let corner = region
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (l, u))| {
+                        let c = g.terms.get(&j).cloned().unwrap_or_else(Q::zero);
+                        if c.is_positive() == fails_at_min {
+                            l.clone()
+                        } else {
+                            u.clone()
+                        }
+                    })
+                    .collect();
+                return Some(Some(corner));
+            }
+        }
+        Some(None)
     }
 
     /// [`counterexample`](Self::counterexample) for `f64` weights (their exact values).
@@ -425,6 +518,43 @@ fn remap_formula(
             bound: bound.clone(),
         },
     })
+}
+
+fn exact_holds(f: &Formula, z: &[Q], y: &[Q]) -> bool {
+    match f {
+        Formula::True => true,
+        Formula::False => false,
+        Formula::Atom(a) => {
+            let mut e = coef(&a.expr.constant);
+            for (v, c) in &a.expr.terms {
+                let val = match *v {
+                    Var::Input(_, j) => &z[j],
+                    Var::Output(_, k) => &y[k],
+                };
+                e += coef(c) * val;
+            }
+            LinAtom {
+                expr: LinForm::constant(e),
+                cmp: a.cmp,
+            }
+            .holds(&[])
+        }
+        Formula::And(v) => v.iter().all(|p| exact_holds(p, z, y)),
+        Formula::Or(v) => v.iter().any(|p| exact_holds(p, z, y)),
+        Formula::Count { terms, cmp, bound } => {
+            let mut s = -bound.clone();
+            for (w, p) in terms {
+                if exact_holds(p, z, y) {
+                    s += w;
+                }
+            }
+            LinAtom {
+                expr: LinForm::constant(s),
+                cmp: *cmp,
+            }
+            .holds(&[])
+        }
+    }
 }
 
 /// The constant of a DSL coefficient (remapped formulas only hold constants).

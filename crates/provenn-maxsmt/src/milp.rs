@@ -1,6 +1,6 @@
 //! The eliminated problem as a MILP on HiGHS (through good_lp): selectors and soft
-//! constraints become binaries with big-M constants computed exactly from the variable
-//! bounds (the weight box and the auxiliaries' ranges).
+//! constraints become binaries with big-M constants from the variable bounds (the weight box
+//! and the auxiliaries' ranges), evaluated in `f64` and padded outwards.
 //!
 //! A MILP solver works in floating point with tolerances, so strict comparisons are stated
 //! with a margin and every comparison of the constraint is padded by `safety_margin`; the
@@ -59,7 +59,8 @@ type Guard = Vec<(Variable, bool)>;
 struct Builder {
     vars: ProblemVariables,
     cols: Vec<Variable>,
-    bounds: Vec<(Q, Q)>,
+    /// Column bounds in `f64` (rounded outwards), for the big-M constants.
+    bounds: Vec<(f64, f64)>,
     constraints: Vec<Constraint>,
     margin: f64,
     n_binaries: usize,
@@ -119,14 +120,32 @@ impl Builder {
         e
     }
 
-    /// `guard ⇒ f ≥ rhs`, with `lo` a lower bound of `f` over the bounds.
+    /// A lower bound of `f` over the column bounds: the exact range evaluated in `f64`,
+    /// padded by far more than the rounding of its few products and sums (big-M constants
+    /// need only be valid, not tight; rational arithmetic here dominated the solve time).
+    fn lower_bound(&self, f: &LinForm) -> f64 {
+        let c0 = f.constant.to_f64().unwrap_or(f64::NEG_INFINITY);
+        let (mut lo, mut mag) = (c0, c0.abs());
+        for (i, c) in &f.terms {
+            let c = c.to_f64().unwrap_or(f64::NAN);
+            let (l, u) = self.bounds[*i];
+            let t = if c > 0.0 { c * l } else { c * u };
+            lo += t;
+            mag += t.abs();
+        }
+        if lo.is_nan() {
+            return f64::NEG_INFINITY;
+        }
+        lo - mag * 1e-9 - 1e-9
+    }
+
+    /// `guard ⇒ f ≥ rhs`.
     fn ge(&mut self, f: &LinForm, rhs: f64, guard: &Guard) {
-        let (lo, _) = f.range(&self.bounds);
-        let lo = down(&lo);
         let e = self.expr(f);
         if guard.is_empty() {
             self.constraints.push(e.geq(rhs));
         } else {
+            let lo = self.lower_bound(f);
             let big_m = (rhs - lo).max(0.0) * (1.0 + 1e-9) + 1e-9;
             self.constraints
                 .push((e + big_m * Self::inactive(guard)).geq(rhs));
@@ -179,8 +198,7 @@ impl Builder {
                     let s = self.binary();
                     let idx = self.cols.len();
                     self.cols.push(s);
-                    self.bounds
-                        .push((Q::from_integer(0.into()), Q::from_integer(1.into())));
+                    self.bounds.push((0.0, 1.0));
                     count.add_term(idx, t.weight.clone());
                     if let Some(h) = &t.holds {
                         let mut inner = guard.clone();
@@ -243,7 +261,11 @@ pub fn solve(
     let mut b = Builder {
         vars,
         cols,
-        bounds: problem.bounds.clone(),
+        bounds: problem
+            .bounds
+            .iter()
+            .map(|(l, u)| (down(l), up(u)))
+            .collect(),
         constraints: Vec::new(),
         margin: options.safety_margin,
         n_binaries: 0,
@@ -280,6 +302,12 @@ pub fn solve(
     opt(inner.try_set_option("threads", 1), "threads")?;
     opt(inner.try_set_option("mip_rel_gap", 0.0), "mip_rel_gap")?;
     opt(inner.try_set_option("mip_abs_gap", 0.0), "mip_abs_gap")?;
+    // The feasibility-jump heuristic took a quarter of SaDe's solve time on these small,
+    // easy models (perf, loan data) without changing their answers.
+    opt(
+        inner.try_set_option("mip_heuristic_run_feasibility_jump", false),
+        "mip_heuristic_run_feasibility_jump",
+    )?;
     if let Some(t) = options.time_limit {
         opt(
             inner.try_set_option("time_limit", t.as_secs_f64()),

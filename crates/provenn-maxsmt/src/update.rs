@@ -336,7 +336,11 @@ impl<'a> LastLayerUpdate<'a> {
 
     /// Number of soft constraints `θ` satisfies, exactly.
     pub fn count_satisfied(&self, theta: &[Q]) -> usize {
-        self.soft.iter().filter(|f| holds(f, theta)).count()
+        let theta_f64: Vec<f64> = theta.iter().map(q_to_f64).collect();
+        self.soft
+            .iter()
+            .filter(|f| holds_screened(f, theta, &theta_f64))
+            .count()
     }
 
     /// Solves the update: all hard constraints, as many soft ones as possible.
@@ -612,6 +616,31 @@ impl<'a> LastLayerUpdate<'a> {
             stats,
             reason,
         })
+    }
+}
+
+/// [`holds`], deciding each atom in `f64` where its value is far from zero relative to its
+/// terms (the rounding of a few conversions, products and sums is below `1e-10` of their
+/// magnitudes), and exactly otherwise.
+fn holds_screened(f: &QfFormula, theta: &[Q], theta_f64: &[f64]) -> bool {
+    match f {
+        QfFormula::Atom(a) => {
+            let mut v = q_to_f64(&a.expr.constant);
+            let mut mag = v.abs();
+            for (i, c) in &a.expr.terms {
+                let t = q_to_f64(c) * theta_f64[*i];
+                v += t;
+                mag += t.abs();
+            }
+            if v.is_finite() && v.abs() > 1e-10 * mag {
+                a.cmp.holds(v)
+            } else {
+                a.holds(theta)
+            }
+        }
+        QfFormula::And(v) => v.iter().all(|g| holds_screened(g, theta, theta_f64)),
+        QfFormula::Or(v) => v.iter().any(|g| holds_screened(g, theta, theta_f64)),
+        _ => holds(f, theta),
     }
 }
 
