@@ -8,6 +8,7 @@ use crate::lastlayer::{LastLayerConstraint, LinAtom, LinForm};
 use crate::milp::{self, MilpOptions};
 use crate::rational::{q_from_f64, q_to_f64};
 use crate::solver::{Instance, Limits, MaxSmtSolver, PmRes, SoftConstraint, SolveStats, Status};
+use crate::EliminatedProblem;
 use crate::{z3enc, MaxSmtError, Q};
 
 /// Box of admissible weights `θ`, with strict or non-strict ends.
@@ -382,49 +383,65 @@ impl<'a> LastLayerUpdate<'a> {
         match method {
             UpdateMethod::Milp(opts) => self.run_milp(opts, limits, with_soft),
             UpdateMethod::Quantified | UpdateMethod::Eliminated(_) => {
-                let layer = self.constraint.layer();
-                let theta = z3enc::theta_vars(layer);
-                let mut hard: Vec<_> = self
-                    .weight_box
-                    .atoms()
-                    .iter()
-                    .map(|a| z3enc::qf(a, &theta))
-                    .collect();
-                let encoding = match method {
-                    UpdateMethod::Eliminated(opts) => {
-                        let p = eliminate(self.constraint, &self.weight_box.closed(), opts)?;
-                        hard.extend(z3enc::eliminated(&p, &theta));
-                        Encoding::Eliminated(p.exactness)
-                    }
-                    _ => {
-                        hard.extend(z3enc::quantified(self.constraint, &theta));
-                        Encoding::Quantified
-                    }
-                };
-                let soft = if with_soft {
-                    self.soft
-                        .iter()
-                        .map(|f| SoftConstraint {
-                            formula: z3enc::qf(f, &theta),
-                            weight: 1,
-                        })
-                        .collect()
+                let soft: Vec<usize> = if with_soft {
+                    (0..self.soft.len()).collect()
                 } else {
                     Vec::new()
                 };
-                let instance = Instance {
-                    hard,
-                    soft,
-                    logic: None,
-                };
-                let out = solver.solve(&instance, limits);
-                let theta_q = match &out.model {
-                    Some(m) => Some(z3enc::read_theta(m, &theta)?),
-                    None => None,
-                };
-                self.finish(out.status, theta_q, encoding, out.stats, out.reason, n_soft)
+                self.run_z3(method, solver, limits, &[], &soft, n_soft)
             }
         }
+    }
+
+    /// Z3 on the box, the constraint (quantified or eliminated), the soft constraints
+    /// `required` as hard ones and `soft` as soft ones.
+    fn run_z3(
+        &self,
+        method: UpdateMethod,
+        solver: &dyn MaxSmtSolver,
+        limits: &Limits,
+        required: &[usize],
+        soft: &[usize],
+        n_soft: usize,
+    ) -> Result<UpdateOutcome, MaxSmtError> {
+        let layer = self.constraint.layer();
+        let theta = z3enc::theta_vars(layer);
+        let mut hard: Vec<_> = self
+            .weight_box
+            .atoms()
+            .iter()
+            .map(|a| z3enc::qf(a, &theta))
+            .collect();
+        let encoding = match method {
+            UpdateMethod::Eliminated(opts) | UpdateMethod::Milp(opts) => {
+                let p = eliminate(self.constraint, &self.weight_box.closed(), opts)?;
+                hard.extend(z3enc::eliminated(&p, &theta));
+                Encoding::Eliminated(p.exactness)
+            }
+            UpdateMethod::Quantified => {
+                hard.extend(z3enc::quantified(self.constraint, &theta));
+                Encoding::Quantified
+            }
+        };
+        hard.extend(required.iter().map(|&k| z3enc::qf(&self.soft[k], &theta)));
+        let soft = soft
+            .iter()
+            .map(|&k| SoftConstraint {
+                formula: z3enc::qf(&self.soft[k], &theta),
+                weight: 1,
+            })
+            .collect();
+        let instance = Instance {
+            hard,
+            soft,
+            logic: None,
+        };
+        let out = solver.solve(&instance, limits);
+        let theta_q = match &out.model {
+            Some(m) => Some(z3enc::read_theta(m, &theta)?),
+            None => None,
+        };
+        self.finish(out.status, theta_q, encoding, out.stats, out.reason, n_soft)
     }
 
     fn run_milp(
@@ -444,12 +461,16 @@ impl<'a> LastLayerUpdate<'a> {
         let mut margin = MilpOptions::default().safety_margin;
         let mut stats = SolveStats::default();
         let box_bounds = p.bounds[..self.weight_box.len()].to_vec();
+        // How far an infeasible MILP has been relaxed: 0 none, 1 strict box ends 1e-10 inside,
+        // 2 also the constraint's margin cut to 1e-9.
+        let mut relaxed = 0;
         // The padding makes HiGHS's tolerances harmless in practice; the exact check decides,
         // and a failure is retried with a wider padding.
-        for _ in 0..3 {
+        for _ in 0..5 {
+            let tight_ends = relaxed > 0;
             // The weight box becomes column bounds, strict ends pulled in by the margin. (As
             // padded atoms, a fixed weight — zero gradient — would be infeasible.)
-            let pad = q_from_f64(2.0 * margin)?;
+            let pad = q_from_f64(if tight_ends { 1e-10 } else { 2.0 * margin })?;
             for (i, (l, u)) in box_bounds.iter().enumerate() {
                 let lo = if self.weight_box.lower[i].1 {
                     l + &pad
@@ -485,6 +506,29 @@ impl<'a> LastLayerUpdate<'a> {
             stats.calls += 1;
             stats.time = start.elapsed();
             if sol.status == Status::Unsatisfiable {
+                if relaxed == 2 {
+                    // Exactly feasible weights may have no slack at all (an atom the box
+                    // cannot move off zero); no margin finds them. Let HiGHS choose the soft
+                    // constraints without a margin, then ask Z3 for exact weights meeting
+                    // those as hard constraints: one satisfiability check, not a MaxSMT run.
+                    if let Some(out) = self.milp_then_exact(&p, &soft, opts, limits, &mut stats)? {
+                        return Ok(out);
+                    }
+                }
+                if relaxed < 2 {
+                    // Weights near the constraint's boundary with a gradient pointing out of
+                    // it leave feasible steps only close to the box's strict ends (at the
+                    // current weights) and with less slack than the margin, which the padding
+                    // cuts off; Z3 then took ~35 ms (SaDe/loan) to 10 s (DeepSaDe/expenses)
+                    // per step. Retry with the strict ends 1e-10 inside, then also with a
+                    // 1e-9 margin: weights HiGHS returns within its tolerance but outside the
+                    // constraint fail the exact check below and widen the margin again.
+                    relaxed += 1;
+                    if relaxed == 2 {
+                        margin = margin.min(1e-9);
+                    }
+                    continue;
+                }
                 // Infeasible *with the safety margin* is not a proof: the exact path decides.
                 return self.milp_fallback(
                     opts,
@@ -543,8 +587,69 @@ impl<'a> LastLayerUpdate<'a> {
             n_soft,
             Encoding::Eliminated(p.exactness),
             stats,
-            Some("HiGHS's weights failed the exact check three times".into()),
+            Some("HiGHS's weights failed the exact check at every padding tried".into()),
         ))
+    }
+
+    /// HiGHS without a safety margin picks which soft constraints to meet; Z3 then looks for
+    /// exact weights meeting all of them. `None` when either finds nothing (the caller falls
+    /// back to MaxSMT on Z3). The count is exact but optimality is not claimed: the MILP
+    /// without a margin is only optimal up to HiGHS's tolerances.
+    fn milp_then_exact(
+        &self,
+        p: &EliminatedProblem,
+        soft: &[(QfFormula, u64)],
+        opts: EliminationOptions,
+        limits: &Limits,
+        stats: &mut SolveStats,
+    ) -> Result<Option<UpdateOutcome>, MaxSmtError> {
+        let start = Instant::now();
+        let sol = milp::solve(
+            p,
+            soft,
+            &MilpOptions {
+                time_limit: limits.time_limit.map(|t| t.saturating_sub(stats.time)),
+                safety_margin: 0.0,
+            },
+        )?;
+        stats.calls += 1;
+        let Some(theta) = sol.theta else {
+            stats.time += start.elapsed();
+            return Ok(None);
+        };
+        // The soft constraints HiGHS meets, up to its 1e-7 feasibility tolerance.
+        let chosen: Vec<usize> = soft
+            .iter()
+            .enumerate()
+            .filter(|(_, (f, _))| holds_within(f, &theta, 1e-6))
+            .map(|(k, _)| k)
+            .collect();
+        let mut rest = limits.clone();
+        rest.time_limit = limits.time_limit.map(|t| t.saturating_sub(stats.time));
+        let out = self.run_z3(
+            UpdateMethod::Eliminated(opts),
+            &PmRes,
+            &rest,
+            &chosen,
+            &[],
+            soft.len(),
+        )?;
+        stats.calls += out.stats.calls;
+        stats.time += start.elapsed();
+        if out.theta.is_none() {
+            return Ok(None);
+        }
+        let satisfied = out.theta.as_deref().map_or(0, |t| self.count_satisfied(t));
+        Ok(Some(UpdateOutcome {
+            status: Status::Satisfiable,
+            satisfied,
+            stats: stats.clone(),
+            reason: Some(format!(
+                "no weights with HiGHS's safety margin; Z3 met the {} soft constraints HiGHS chose without one",
+                chosen.len()
+            )),
+            ..out
+        }))
     }
 
     /// The eliminated problem on Z3 (exact), after the MILP could not decide.
@@ -641,6 +746,30 @@ fn holds_screened(f: &QfFormula, theta: &[Q], theta_f64: &[f64]) -> bool {
         QfFormula::And(v) => v.iter().all(|g| holds_screened(g, theta, theta_f64)),
         QfFormula::Or(v) => v.iter().any(|g| holds_screened(g, theta, theta_f64)),
         _ => holds(f, theta),
+    }
+}
+
+/// Truth of a formula over `θ` in `f64`, each atom allowed to miss by `tol` (for reading which
+/// soft constraints a MILP solution meets within the solver's tolerance).
+fn holds_within(f: &QfFormula, theta: &[f64], tol: f64) -> bool {
+    match f {
+        QfFormula::True => true,
+        QfFormula::False | QfFormula::Count { .. } => false,
+        QfFormula::Atom(a) => {
+            let v = q_to_f64(&a.expr.constant)
+                + a.expr
+                    .terms
+                    .iter()
+                    .map(|(i, c)| q_to_f64(c) * theta[*i])
+                    .sum::<f64>();
+            match a.cmp {
+                Cmp::Ge | Cmp::Gt => v >= -tol,
+                Cmp::Le | Cmp::Lt => v <= tol,
+                Cmp::Eq => v.abs() <= tol,
+            }
+        }
+        QfFormula::And(v) => v.iter().all(|g| holds_within(g, theta, tol)),
+        QfFormula::Or(v) => v.iter().any(|g| holds_within(g, theta, tol)),
     }
 }
 
