@@ -7,12 +7,16 @@
 //! hard constraints are the domain constraint and whose soft constraints fit the batch with
 //! each margin; on failure the gradient direction is flipped for the next batch (the paper's
 //! restart). The iterate with the lowest training loss is returned (the paper's
-//! `argmin_w L(D, w)`), certified independently by provenn-milp. The domain constraint is
+//! `argmin_w L(D, w)`) — for more than two classes the one with the highest training accuracy,
+//! ties by loss, as the reference's multi-class learner (one-vs-rest BCE's minimum can push
+//! every score negative and leave the arg-max near the majority class) — certified
+//! independently by provenn-milp. The domain constraint is
 //! exact here: the model's inputs are the raw features, so the ∀ over the input box is
 //! eliminated exactly (conjunctions) by provenn-maxsmt.
 use std::time::{Duration, Instant};
 
 use nalgebra::DMatrix;
+use provenn_data::split::k_fold;
 use provenn_data::{Dataset, Targets as DataTargets};
 use provenn_dsl::ir::Constraint;
 use provenn_maxsmt::{
@@ -112,6 +116,8 @@ pub struct SadeStats {
     pub accepted: usize,
     /// Training loss of the returned iterate.
     pub best_loss: f64,
+    /// Training accuracy (arg-max) of the returned iterate; `None` for regression.
+    pub best_accuracy: Option<f64>,
     /// Training time, certification excluded.
     pub train_time: Duration,
     /// Certification time.
@@ -161,8 +167,18 @@ impl Sade {
             &initial_layer(&llc, p.initial_box, p.update, &limits)?,
         )?;
         let mut stats = SadeStats::default();
+        // Iterates are ranked by (−accuracy, loss) for multi-class, by loss otherwise.
+        let multi_class =
+            matches!(&train.targets, DataTargets::Classes { n_classes, .. } if *n_classes > 2);
+        let rank = |net: &Mlp, l: f64| -> Result<(f64, f64), TrainError> {
+            Ok(if multi_class {
+                (-train_accuracy(net, train)?, l)
+            } else {
+                (0.0, l)
+            })
+        };
         let (mut l, mut grads) = net.loss_gradient(&train.x, &y, loss)?;
-        let mut best = (l, net.clone());
+        let mut best = (rank(&net, l)?, net.clone());
         let mut direction = 1.0;
         for _ in 0..p.epochs {
             for start_row in (0..train.n_rows()).step_by(p.batch_size) {
@@ -188,8 +204,9 @@ impl Sade {
                         stats.accepted += 1;
                         set_theta(&mut net, &t)?;
                         (l, grads) = net.loss_gradient(&train.x, &y, loss)?;
-                        if l < best.0 {
-                            best = (l, net.clone());
+                        let r = rank(&net, l)?;
+                        if r < best.0 {
+                            best = (r, net.clone());
                         }
                     }
                     // Unsat or timeout: the paper's restart reverses the search direction.
@@ -197,7 +214,11 @@ impl Sade {
                 }
             }
         }
-        stats.best_loss = best.0;
+        stats.best_loss = best.0 .1;
+        stats.best_accuracy = match &train.targets {
+            DataTargets::Regression(_) => None,
+            _ => Some(train_accuracy(&best.1, train)?),
+        };
         stats.train_time = start.elapsed();
         let t0 = Instant::now();
         let guarantee = certify(&best.1, constraint, p.certify_time_limit)?;
@@ -208,4 +229,90 @@ impl Sade {
             stats,
         })
     }
+}
+
+/// Arg-max accuracy of `net` on `data`'s class labels (multi-label: every output's sign right).
+fn train_accuracy(net: &Mlp, data: &Dataset) -> Result<f64, TrainError> {
+    let out = net.forward_batch(&data.x)?;
+    let y = data.targets.to_matrix();
+    let n = out.nrows().max(1) as f64;
+    let correct = (0..out.nrows())
+        .filter(|&i| match &data.targets {
+            DataTargets::Classes { labels, .. } => out.row(i).transpose().argmax().0 == labels[i],
+            _ => (0..out.ncols()).all(|k| (out[(i, k)] > 0.0) == (y[(i, k)] > 0.5)),
+        })
+        .count();
+    Ok(correct as f64 / n)
+}
+
+/// One hyper-parameter setting tried by [`select_sade`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SadeTrial {
+    /// Half-width α of the gradient box.
+    pub max_step: f64,
+    /// Margins (classification) or tolerances (regression).
+    pub levels: Vec<f64>,
+    /// Loss on the held-out inner folds, averaged over the folds.
+    pub held_out_loss: f64,
+}
+
+/// SaDe's inner cross-validation (the reference's `CrossValidation*.py`): every pair of a
+/// maximal step in `max_steps` and a level set in `level_sets` (margins for classification,
+/// tolerances for regression) is trained on `inner_folds − 1` folds and scored by its loss on
+/// the held-out fold; the pair with the lowest mean held-out loss (first in grid order on ties)
+/// is returned in `base`, with every trial.
+///
+/// # Errors
+/// An empty grid, fewer than 2 folds, and [`Sade::fit`]'s errors.
+pub fn select_sade(
+    base: &SadeParams,
+    max_steps: &[f64],
+    level_sets: &[Vec<f64>],
+    train: &Dataset,
+    constraint: &Constraint,
+    inner_folds: usize,
+    seed: u64,
+) -> Result<(SadeParams, Vec<SadeTrial>), TrainError> {
+    if max_steps.is_empty() || level_sets.is_empty() || inner_folds < 2 {
+        return Err(TrainError::InvalidParams(
+            "SaDe selection needs non-empty grids and ≥ 2 folds".into(),
+        ));
+    }
+    let regression = matches!(train.targets, DataTargets::Regression(_));
+    let loss: &dyn Loss = if regression { &Mse } else { &BceWithLogits };
+    let folds = k_fold(train.n_rows(), inner_folds, train.targets.labels(), seed)?;
+    let mut trials = Vec::new();
+    let mut best: Option<(f64, SadeParams)> = None;
+    for &max_step in max_steps {
+        for levels in level_sets {
+            let mut params = SadeParams {
+                max_step,
+                ..base.clone()
+            };
+            if regression {
+                params.tolerances = levels.clone();
+            } else {
+                params.margins = levels.clone();
+            }
+            let trainer = params.clone().build()?;
+            let mut total = 0.0;
+            for fold in &folds {
+                let fitted = trainer.fit(&train.select(&fold.train), constraint)?;
+                let held = train.select(&fold.test);
+                let pred = fitted.net.forward_batch(&held.x)?;
+                total += loss.value(&pred, &held.targets.to_matrix());
+            }
+            let held_out_loss = total / folds.len() as f64;
+            trials.push(SadeTrial {
+                max_step,
+                levels: levels.clone(),
+                held_out_loss,
+            });
+            if best.as_ref().is_none_or(|(l, _)| held_out_loss < *l) {
+                best = Some((held_out_loss, params));
+            }
+        }
+    }
+    let (_, params) = best.expect("non-empty grids");
+    Ok((params, trials))
 }
