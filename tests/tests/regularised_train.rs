@@ -65,3 +65,63 @@ fn alpha_selection_prefers_the_weight_with_fewer_violations() {
     assert_eq!(choice.alpha, 0.9);
     assert!(select_alpha(&params, &[], d, &c, 3, 0).is_err());
 }
+
+/// UC5's permutation constraint (16 atoms): the semantic loss is −log of the probability that
+/// independent Bernoulli outputs form a 4×4 permutation matrix, i.e. of the sum over the 24
+/// permutations (computed here directly, not by enumerating assignments).
+#[test]
+fn semantic_loss_of_the_permutation_constraint_sums_the_24_permutations() {
+    use provenn_nn::{Activation, MlpBuilder};
+    use provenn_train::regularised::mean_penalty;
+    let Some(dir) = provenn_tests::real_data_dir() else {
+        return;
+    };
+    let uc = usecase::uc5_sushi(&dir).unwrap();
+    let d = uc.dataset.select(&(0..40).collect::<Vec<_>>());
+    let src = "forall x: all([exactly(1, [y[r, c] > 0 for c in 0..4]) for r in 0..4]) and all([exactly(1, [y[r, c] > 0 for r in 0..4]) for c in 0..4])";
+    let c = compile(src, &Bindings::from_dataset(&d)).unwrap().remove(0);
+    let net = MlpBuilder::new(36)
+        .hidden(8, Activation::Relu)
+        .output(16, Activation::Identity)
+        .seed(3)
+        .build()
+        .unwrap();
+    let sl = mean_penalty(&net, &c, Penalty::SemanticLoss, &d.x).unwrap();
+    let out = net.forward_batch(&d.x).unwrap();
+    let mut perms = Vec::new();
+    for a in 0..4usize {
+        for b in 0..4 {
+            for e in 0..4 {
+                for f in 0..4 {
+                    let p = [a, b, e, f];
+                    if (0..4).all(|i| (0..i).all(|j| p[i] != p[j])) {
+                        perms.push(p);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(perms.len(), 24);
+    let mut expected = 0.0;
+    for i in 0..d.n_rows() {
+        let p: Vec<f64> = out
+            .row(i)
+            .iter()
+            .map(|z| 1.0 / (1.0 + (-z).exp()))
+            .collect();
+        let prob: f64 = perms
+            .iter()
+            .map(|s| {
+                (0..16)
+                    .map(|k| if s[k / 4] == k % 4 { p[k] } else { 1.0 - p[k] })
+                    .product::<f64>()
+            })
+            .sum();
+        expected -= prob.ln();
+    }
+    expected /= d.n_rows() as f64;
+    assert!(
+        (sl - expected).abs() < 1e-9 * expected.abs().max(1.0),
+        "{sl} vs {expected}"
+    );
+}

@@ -19,6 +19,8 @@
 //! reference baselines trained) and MSE for regression. `α` is chosen by [`select_alpha`]:
 //! inner cross-validation, fewest validation violations first, then the best score — the
 //! reference code's tie-break sorted accuracy ascending and so took the *worst*.
+use std::sync::{Arc, OnceLock};
+
 use nalgebra::DMatrix;
 use num_traits::ToPrimitive;
 use provenn_data::split::k_fold;
@@ -57,9 +59,9 @@ impl Penalty {
     }
 }
 
-/// Most distinct output atoms a row may leave for the semantic loss (its count enumerates
-/// `2^atoms` assignments).
-pub const MAX_SL_ATOMS: usize = 12;
+/// Most distinct output atoms a row may leave for the semantic loss (its count enumerates the
+/// `2^atoms` assignments once per distinct formula, then sums over the satisfying ones).
+pub const MAX_SL_ATOMS: usize = 20;
 
 /// Hyper-parameters of [`Regularised`], validated by [`RegularisedParams::build`].
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +177,30 @@ enum Residual {
 struct RowConstraint {
     atoms: Vec<OutAtom>,
     formula: Residual,
+    /// The formula's satisfying assignments (bit `j` = atom `j`), enumerated on first use by
+    /// the semantic loss and shared by the rows with the same formula.
+    models: SharedModels,
+}
+
+/// A formula's satisfying assignments, computed once and shared between rows.
+type SharedModels = Arc<OnceLock<Vec<u32>>>;
+
+impl RowConstraint {
+    fn new(atoms: Vec<OutAtom>, formula: Residual) -> Self {
+        RowConstraint {
+            atoms,
+            formula,
+            models: Arc::default(),
+        }
+    }
+
+    fn models(&self) -> &[u32] {
+        self.models.get_or_init(|| {
+            (0..(1u32 << self.atoms.len()))
+                .filter(|&bits| holds_bits(&self.formula, bits))
+                .collect()
+        })
+    }
 }
 
 fn decide(f: &Formula, x: &[f64], atoms: &mut Vec<OutAtom>) -> Result<Residual, TrainError> {
@@ -218,12 +244,20 @@ fn decide(f: &Formula, x: &[f64], atoms: &mut Vec<OutAtom>) -> Result<Residual, 
                     }
                 }
             }
-            atoms.push(OutAtom {
+            let atom = OutAtom {
                 coefs,
                 constant,
                 sign,
-            });
-            Residual::Atom(atoms.len() - 1)
+            };
+            // An atom written twice (UC5's y[r, c] > 0 in its row and its column) is one
+            // Bernoulli variable of the semantic loss, not two independent ones.
+            match atoms.iter().position(|a| *a == atom) {
+                Some(i) => Residual::Atom(i),
+                None => {
+                    atoms.push(atom);
+                    Residual::Atom(atoms.len() - 1)
+                }
+            }
         }
         Formula::And(parts) => {
             let mut kept = Vec::new();
@@ -408,13 +442,11 @@ impl RowConstraint {
                 // W = Σ over satisfying assignments of Π q_j; ∂W/∂p_i from the same sum.
                 let mut w = 0.0;
                 let mut dw = vec![0.0; m];
-                for bits in 0..(1u32 << m) {
-                    if !holds_bits(&self.formula, bits) {
-                        continue;
+                let mut q = vec![0.0; m];
+                for &bits in self.models() {
+                    for (j, qj) in q.iter_mut().enumerate() {
+                        *qj = if bits >> j & 1 == 1 { p[j] } else { 1.0 - p[j] };
                     }
-                    let q: Vec<f64> = (0..m)
-                        .map(|j| if bits >> j & 1 == 1 { p[j] } else { 1.0 - p[j] })
-                        .collect();
                     w += q.iter().product::<f64>();
                     for (i, d) in dw.iter_mut().enumerate() {
                         let rest: f64 = (0..m).filter(|&j| j != i).map(|j| q[j]).product();
@@ -451,12 +483,27 @@ fn decide_rows(c: &Constraint, x: &DMatrix<f64>) -> Result<Vec<RowConstraint>, T
             "soft-constraint penalties take single-copy constraints".into(),
         ));
     }
+    // Rows with the same residual formula share its model enumeration.
+    let mut shared: Vec<(Residual, usize, SharedModels)> = Vec::new();
     (0..x.nrows())
         .map(|i| {
             let xi: Vec<f64> = x.row(i).iter().copied().collect();
             let mut atoms = Vec::new();
             let formula = decide(&c.formula, &xi, &mut atoms)?;
-            Ok(RowConstraint { atoms, formula })
+            let mut row = RowConstraint::new(atoms, formula);
+            match shared
+                .iter()
+                .find(|(f, n, _)| *n == row.atoms.len() && *f == row.formula)
+            {
+                Some((_, _, models)) => row.models = Arc::clone(models),
+                None if shared.len() < 64 => shared.push((
+                    row.formula.clone(),
+                    row.atoms.len(),
+                    Arc::clone(&row.models),
+                )),
+                None => {}
+            }
+            Ok(row)
         })
         .collect()
 }
@@ -712,21 +759,21 @@ mod tests {
 
     /// `(y3 > 0 ∨ y4 > 0) ∧ y0 < 0 ∧ y1 < 0 ∧ y2 < 0` — the music constraint at a Beatles row.
     fn music() -> RowConstraint {
-        RowConstraint {
-            atoms: vec![
+        RowConstraint::new(
+            vec![
                 atom(3, 1.0, 0.0),
                 atom(4, 1.0, 0.0),
                 atom(0, -1.0, 0.0),
                 atom(1, -1.0, 0.0),
                 atom(2, -1.0, 0.0),
             ],
-            formula: Residual::And(vec![
+            Residual::And(vec![
                 Residual::Or(vec![Residual::Atom(0), Residual::Atom(1)]),
                 Residual::Atom(2),
                 Residual::Atom(3),
                 Residual::Atom(4),
             ]),
-        }
+        )
     }
 
     fn formula_strategy() -> impl Strategy<Value = Residual> {
@@ -778,7 +825,7 @@ mod tests {
                     sign: if signs[i] { 1.0 } else { -1.0 },
                 })
                 .collect();
-            let r = RowConstraint { atoms, formula };
+            let r = RowConstraint::new(atoms, formula);
             let mut g = vec![0.0; 3];
             r.penalty(kind, &y, 1.0, &mut g).unwrap();
             let h = 1e-6;
@@ -811,7 +858,7 @@ mod tests {
         ) {
             use rand::Rng;
             let atoms: Vec<OutAtom> = (0..4).map(|k| atom(k, 1.0, 0.0)).collect();
-            let r = RowConstraint { atoms, formula: formula.clone() };
+            let r = RowConstraint::new(atoms, formula.clone());
             let mut g = vec![0.0; 4];
             let sl = r.penalty(Penalty::SemanticLoss, &y, 0.0, &mut g).unwrap();
             let p: Vec<f64> = y.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect();
