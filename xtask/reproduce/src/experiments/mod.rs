@@ -8,10 +8,12 @@ mod acasxu_vnncomp;
 mod bounds_tightness;
 mod cbf;
 mod deepsade;
+mod deepsade_uc1;
 mod hardnet_acas;
 mod hardnet_opt;
 mod hardnet_pwc;
 mod nn_sanity;
+mod sade_tables;
 mod smile;
 mod xai_table1;
 
@@ -87,6 +89,8 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(cbf::HardnetCbf),
         Box::new(acasxu_vnncomp::AcasxuVnncomp),
         Box::new(hardnet_acas::HardnetAcas),
+        Box::new(sade_tables::SadeTables),
+        Box::new(deepsade_uc1::DeepsadeUc1),
         Box::new(deepsade::Deepsade {
             uc: deepsade::UseCaseId::Uc2,
         }),
