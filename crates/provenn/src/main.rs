@@ -47,9 +47,9 @@ enum Command {
     /// `certified`, `violated` (with a witness re-checked in f64) or `unknown`.
     Certify(CertifyArgs),
     /// Train a network that satisfies a constraint for every input (DeepSaDe; the inputs the
-    /// constraint reads are skip-connected into the last layer), or the unconstrained FFN
-    /// baseline, and certify the result with MILP over the whole domain. Exit code 2 when the
-    /// model is not certified.
+    /// constraint reads are skip-connected into the last layer; SaDe for linear models), or a
+    /// baseline (unconstrained FFN, or the soft-constraint SL/SBR/REG), and certify the result
+    /// with MILP over the whole domain. Exit code 2 when the model is not certified.
     Train(ConstrainedTrainArgs),
     /// Decide a VNN-LIB property of an ONNX network (VNN-COMP's question): prints `sat` with
     /// a witness re-validated in f64, `unsat`, or `unknown`, in VNN-COMP's result format; or
