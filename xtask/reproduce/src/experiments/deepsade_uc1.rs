@@ -128,7 +128,7 @@ impl Experiment for DeepsadeUc1 {
     fn run(&self, ctx: &Ctx) -> Result<String> {
         let (rows, epochs, folds_run, n_adi, search_rows) = match ctx.mode {
             Mode::Smoke => (Some(1000), 1, 1, 10, 500),
-            Mode::Quick => (None, 3, 1, 200, 4000),
+            Mode::Quick => (None, 1, 1, 200, 4000),
             Mode::Full => (None, 10, 5, 1000, 10_000),
         };
         let uc = usecase::uc1_expenses(&ctx.data, rows)?;
