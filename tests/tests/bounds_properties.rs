@@ -312,7 +312,15 @@ proptest! {
         // The f64 forward pass errs by about ε times the largest intermediate magnitude (not
         // the output's), which a short step divides by t.
         let ibp = IntervalBounds.bounds(&c.net, &c.domain, None).unwrap();
-        let mag = ibp.layers().iter().flat_map(|l| l.pre.lower.iter().chain(&l.pre.upper)).fold(1.0f64, |m, v| m.max(v.abs()));
+        // A dot product's rounding scales with Σ|w·a|, not with its (possibly cancelled) value:
+        // bound every layer input by the largest pre-activation or domain magnitude (+1 for
+        // activations such as softplus) and take the largest Σ_j |W_kj|·M + |b_k|.
+        let pre_mag = ibp.layers().iter().flat_map(|l| l.pre.lower.iter().chain(&l.pre.upper)).fold(1.0f64, |m, v| m.max(v.abs()));
+        let m_in = lo.iter().chain(hi.iter()).fold(pre_mag, |m, v| m.max(v.abs())) + 1.0;
+        let terms = c.net.layers().iter().flat_map(|l| {
+            (0..l.weights().nrows()).map(move |k| l.weights().row(k).iter().map(|w| w.abs()).sum::<f64>() * m_in + l.bias()[k].abs())
+        }).fold(0.0f64, f64::max);
+        let mag = pre_mag.max(terms);
         let width = c.net.layers().iter().map(|l| l.inputs()).max().unwrap_or(1) as f64;
         for _ in 0..200 {
             let x: Vec<f64> = (0..n).map(|j| if lo[j] == hi[j] { lo[j] } else { rng.gen_range(lo[j]..=hi[j]) }).collect();
