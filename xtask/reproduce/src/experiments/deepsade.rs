@@ -82,6 +82,44 @@ pub(super) struct Row {
 /// DeepSaDe's α grid for the SL/SBR baselines.
 const ALPHA_GRID: [f64; 7] = [0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9];
 
+/// The MILP certificate of the whole network (whether certified, and how, for the report) and
+/// AdI at δ = 0.1 and 0.01 over `points` (every ball decided, else an error).
+pub(super) fn certify_with_adi(
+    net: &Mlp,
+    c: &Constraint,
+    points: &[Vec<f64>],
+) -> Result<(bool, String, [f64; 2])> {
+    let certifier = ConstraintCertifier::new(CertifyOptions::default())?;
+    let report = certifier.certify(net, c)?;
+    let mut adi = [0.0; 2];
+    for (a, delta) in adi.iter_mut().zip([0.1, 0.01]) {
+        let r = adversity_index(&certifier, net, c, points, delta)?;
+        if r.unknown > 0 {
+            anyhow::bail!("AdI({delta}): {} balls undecided", r.unknown);
+        }
+        *a = r.value();
+    }
+    let certificate = match &report.certificate {
+        Certificate::Certified { margin } => format!("certified (margin {margin:.2e})"),
+        Certificate::Violated(w) => format!("violated (by {:.3})", w.violation),
+        Certificate::Unknown { reason } => format!("unknown ({reason})"),
+    };
+    let certified = matches!(report.certificate, Certificate::Certified { .. });
+    Ok((certified, certificate, adi))
+}
+
+/// The report's certificate cell: the certificate itself for one model, else the count.
+pub(super) fn certificate_cell(certificates: &[(bool, &str)]) -> String {
+    match certificates {
+        [(_, one)] => (*one).to_string(),
+        all => format!(
+            "{}/{} certified",
+            all.iter().filter(|(c, _)| *c).count(),
+            all.len()
+        ),
+    }
+}
+
 pub(super) fn evaluate(
     net: &Mlp,
     test: &Dataset,
@@ -102,25 +140,11 @@ pub(super) fn evaluate(
             !holds(c, test, i, &y)
         })
         .count();
-    let certifier = ConstraintCertifier::new(CertifyOptions::default())?;
-    let report = certifier.certify(net, c)?;
-    let mut adi = [0.0; 2];
-    for (a, delta) in adi.iter_mut().zip([0.1, 0.01]) {
-        let r = adversity_index(&certifier, net, c, all, delta)?;
-        if r.unknown > 0 {
-            anyhow::bail!("AdI({delta}): {} balls undecided", r.unknown);
-        }
-        *a = r.value();
-    }
-    let certificate = match &report.certificate {
-        Certificate::Certified { margin } => format!("certified (margin {margin:.2e})"),
-        Certificate::Violated(w) => format!("violated (by {:.3})", w.violation),
-        Certificate::Unknown { reason } => format!("unknown ({reason})"),
-    };
+    let (certified, certificate, adi) = certify_with_adi(net, c, all)?;
     Ok(Row {
         corrected_acc: correct as f64 / clean.len().max(1) as f64,
         test_violations,
-        certified: matches!(report.certificate, Certificate::Certified { .. }),
+        certified,
         certificate,
         seconds,
         adi,
@@ -338,12 +362,11 @@ impl Experiment for Deepsade {
             let (a1, _) = mean_sd(&r.iter().map(|x| x.adi[0]).collect::<Vec<_>>());
             let (a2, _) = mean_sd(&r.iter().map(|x| x.adi[1]).collect::<Vec<_>>());
             let viol = r.iter().map(|x| x.test_violations).sum::<usize>() as f64 / r.len() as f64;
-            let certs = r.iter().filter(|x| x.certified).count();
-            let cert = if r.len() == 1 {
-                r[0].certificate.clone()
-            } else {
-                format!("{certs}/{} certified", r.len())
-            };
+            let cert = certificate_cell(
+                &r.iter()
+                    .map(|x| (x.certified, x.certificate.as_str()))
+                    .collect::<Vec<_>>(),
+            );
             let alpha = r
                 .iter()
                 .filter_map(|x| x.alpha.map(|a| a.to_string()))

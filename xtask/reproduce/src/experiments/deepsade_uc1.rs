@@ -12,7 +12,6 @@ use provenn::data::usecase;
 use provenn::data::Dataset;
 use provenn::dsl::ir::{Assignment, Constraint};
 use provenn::dsl::{compile, Bindings};
-use provenn::milp::{adversity_index, Certificate, CertifyOptions, ConstraintCertifier};
 use provenn::train::deepsade::{DeepSadeParams, Guarantee};
 use provenn::train::regularised::{select_alpha, Penalty, RegularisedParams};
 use provenn::{FfnParams, Mlp};
@@ -20,7 +19,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{mean_sd, Ctx, Experiment, Mode};
+use super::{deepsade, mean_sd, Ctx, Experiment, Mode};
 
 pub struct DeepsadeUc1;
 
@@ -87,27 +86,13 @@ pub(super) fn evaluate(
         }
         viol += usize::from(!holds(c, &x, &pred));
     }
-    let certifier = ConstraintCertifier::new(CertifyOptions::default())?;
-    let report = certifier.certify(net, c)?;
-    let mut adi = [0.0; 2];
-    for (a, delta) in adi.iter_mut().zip([0.1, 0.01]) {
-        let r = adversity_index(&certifier, net, c, adi_points, delta)?;
-        if r.unknown > 0 {
-            anyhow::bail!("AdI({delta}): {} balls undecided", r.unknown);
-        }
-        *a = r.value();
-    }
-    let certificate = match &report.certificate {
-        Certificate::Certified { margin } => format!("certified (margin {margin:.2e})"),
-        Certificate::Violated(w) => format!("violated (by {:.3})", w.violation),
-        Certificate::Unknown { reason } => format!("unknown ({reason})"),
-    };
+    let (certified, certificate, adi) = deepsade::certify_with_adi(net, c, adi_points)?;
     Ok(Row {
         corrected_mse: se_clean / n_clean.max(1) as f64,
         full_mse: se_all / test.n_rows().max(1) as f64,
         test_violations: viol,
         test_rows: test.n_rows(),
-        certified: matches!(report.certificate, Certificate::Certified { .. }),
+        certified,
         certificate,
         adi,
         seconds,
@@ -255,12 +240,11 @@ impl Experiment for DeepsadeUc1 {
             let (a2, _) = mean_sd(&r.iter().map(|x| x.adi[1]).collect::<Vec<_>>());
             let viol: usize = r.iter().map(|x| x.test_violations).sum();
             let n_test: usize = r.iter().map(|x| x.test_rows).sum();
-            let certs = r.iter().filter(|x| x.certified).count();
-            let cert = if r.len() == 1 {
-                r[0].certificate.clone()
-            } else {
-                format!("{certs}/{} certified", r.len())
-            };
+            let cert = deepsade::certificate_cell(
+                &r.iter()
+                    .map(|x| (x.certified, x.certificate.as_str()))
+                    .collect::<Vec<_>>(),
+            );
             let alpha = r
                 .iter()
                 .filter_map(|x| x.alpha.map(|a| format!("{a:.3}")))

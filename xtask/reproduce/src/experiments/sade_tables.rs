@@ -263,12 +263,11 @@ impl Experiment for SadeTables {
                 let (a1, _) = mean_sd(&r.iter().map(|x| x.adi[0]).collect::<Vec<_>>());
                 let (a2, _) = mean_sd(&r.iter().map(|x| x.adi[1]).collect::<Vec<_>>());
                 let viol = r.iter().map(|x| x.violations).sum::<usize>() as f64 / r.len() as f64;
-                let certs = r.iter().filter(|x| x.certified).count();
-                let cert = if r.len() == 1 {
-                    r[0].certificate.clone()
-                } else {
-                    format!("{certs}/{} certified", r.len())
-                };
+                let cert = deepsade::certificate_cell(
+                    &r.iter()
+                        .map(|x| (x.certified, x.certificate.as_str()))
+                        .collect::<Vec<_>>(),
+                );
                 let alpha = r
                     .iter()
                     .filter_map(|x| x.alpha.map(|a| a.to_string()))
