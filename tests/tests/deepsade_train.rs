@@ -225,3 +225,75 @@ fn sade_multi_class_keeps_the_most_accurate_certified_iterate() {
         "accuracy {acc} vs majority {majority}"
     );
 }
+
+/// A one-hot multi-label task (3 outputs, class 2 in 70% of the rows, else 0 or 1 by the first
+/// feature) under "exactly one output positive, for every input": trained with slack, the
+/// model is certified; its thresholded prediction is the same for every input (the latent box
+/// is connected, so no output can change sign); and fitting the initial layer to the data
+/// picks the majority class as that prediction.
+#[test]
+fn deepsade_exactly_one_is_certified_with_slack_and_fits_its_constant_prediction() {
+    use nalgebra::DMatrix;
+    use provenn_data::{Feature, FeatureKind, Schema, Targets};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let n = 300;
+    let x = DMatrix::from_fn(n, 3, |_, _| rng.gen_range(0.0..1.0));
+    let y = DMatrix::from_fn(n, 3, |i, k| {
+        let class = if i % 10 < 7 {
+            2
+        } else {
+            usize::from(x[(i, 0)] > 0.5)
+        };
+        f64::from(u8::from(class == k))
+    });
+    let schema = Schema {
+        features: (0..3)
+            .map(|j| Feature {
+                name: format!("x{j}"),
+                kind: FeatureKind::Continuous,
+                raw_min: 0.0,
+                raw_max: 1.0,
+            })
+            .collect(),
+        groups: vec![],
+        target_names: (0..3).map(|k| format!("y{k}")).collect(),
+    };
+    let d = Dataset::new("one-hot", x, Targets::MultiLabel(y), schema).unwrap();
+    let c = compile(
+        "forall x: exactly(1, [y[k] > 0 for k in 0..3])",
+        &Bindings::from_dataset(&d),
+    )
+    .unwrap()
+    .remove(0);
+    let (train, test) = (
+        d.select(&(0..200).collect::<Vec<_>>()),
+        d.select(&(200..n).collect::<Vec<_>>()),
+    );
+    let model = DeepSadeParams {
+        hidden: vec![6],
+        epochs: 2,
+        slack: 1e-4,
+        initial_fit_rows: 32,
+        step_time_limit: std::time::Duration::from_secs(30),
+        seed: 3,
+        ..DeepSadeParams::default()
+    }
+    .build()
+    .unwrap()
+    .fit(&train, None, &c, &[], &mut |_| {})
+    .unwrap();
+    assert!(
+        matches!(model.guarantee, Guarantee::Certified { .. }),
+        "{:?} {:?}",
+        model.guarantee,
+        model.stats
+    );
+    let out = model.net.forward_batch(&test.x).unwrap();
+    for i in 0..test.n_rows() {
+        let row: Vec<f64> = out.row(i).iter().copied().collect();
+        let on: Vec<usize> = (0..3).filter(|&k| row[k] > 0.0).collect();
+        assert_eq!(on, vec![2], "row {i}: outputs {row:?}");
+        // Decided with the slack, not just by sign.
+        assert!(row.iter().all(|v| v.abs() >= 1e-4), "{row:?}");
+    }
+}

@@ -353,3 +353,41 @@ fn counterexample_decides_strict_boundaries_exactly() {
         }
     }
 }
+
+/// Conclusions outside the conjunctive fragment (counts with negative weights, nested
+/// disjunctions) over coarse integer boxes and weights, so atoms often touch 0 exactly at a
+/// corner: the box check must agree with Z3 on the closed ∀ formula whenever it answers, and
+/// its witnesses must violate exactly.
+const STRUCTURED: &[&str] = &[
+    "exactly(1, [y[0] > 0, y[1] > 0, y[2] > 0])",
+    "sum(i in 0..3: if y[i] >= 0 then i - 1 else 0) >= 0",
+    "sum(i in 0..3: if y[i] > 0 then 1 - 2 * i else 0) < 0",
+    "(y[0] > 0 or y[1] < 0) and at_most(1, [y[0] > 0, y[2] <= 0])",
+    "at_least(2, [y[0] > y[1], y[1] > y[2], y[2] >= 0]) or y[0] == 1",
+    "x[0] <= 0.5 => exactly(1, [y[0] < 0, y[1] + x[0] <= 1])",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #[test]
+    fn box_check_agrees_with_z3_on_structured_conclusions(
+        which in 0..STRUCTURED.len(),
+        ends in prop::collection::vec((-1i32..=1, 0i32..=1), 2),
+        theta in prop::collection::vec(-2i32..=2, 12),
+    ) {
+        let src = STRUCTURED[which];
+        let domain = vec![(0.0, 1.0)];
+        let c = compile(src, &Bindings::anonymous(&domain, 3)).unwrap().remove(0);
+        let skip: Vec<usize> = if src.contains("x[0]") { vec![0] } else { vec![] };
+        let latent: Vec<(f64, f64)> = ends.iter().map(|&(l, w)| (f64::from(l), f64::from(l + w))).collect();
+        let layer = LastLayer { n_features: latent.len() + skip.len(), n_outputs: 3 };
+        let llc = LastLayerConstraint::new(layer, &c, &latent, &skip).unwrap();
+        let theta: Vec<Q> = theta.iter().take(layer.n_params()).map(|&v| Q::from_integer(v.into())).collect();
+        let witness = llc.counterexample(&theta).unwrap();
+        let holds = z3enc::quantified_holds(&llc, &theta).unwrap();
+        prop_assert_eq!(witness.is_none(), holds, "{} θ={:?}", src, theta);
+        if let Some(z) = &witness {
+            prop_assert!(!llc.holds_at_exact(&theta, z), "witness {:?} satisfies {}", z, src);
+        }
+    }
+}

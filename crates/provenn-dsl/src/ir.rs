@@ -500,6 +500,95 @@ impl Formula {
         }
     }
 
+    /// A stronger formula whose output comparisons hold with slack `eps`: `e > 0` and `e ≥ 0`
+    /// become `e ≥ eps`, `e < 0` and `e ≤ 0` become `e ≤ −eps` (equalities and input-only atoms
+    /// are kept). Whatever satisfies the result satisfies `self`, and so does anything within
+    /// `eps` of it, so a model trained on the result can be certified in floating point.
+    ///
+    /// Strengthening under a count is not monotone (a term that holds only weakly would drop
+    /// out of the sum while still counting in the original), so a count is replaced by a
+    /// bound on its value that only robustly decided terms can move: a lower bound for `>`
+    /// and `≥`, an upper bound for `<` and `≤`, both for `==`.
+    ///
+    /// `eps ≤ 0` returns the formula unchanged.
+    pub fn with_output_slack(&self, eps: &Q) -> Formula {
+        if !eps.is_positive() {
+            return self.clone();
+        }
+        match self {
+            Formula::True | Formula::False => self.clone(),
+            Formula::Atom(a) if a.expr.is_input_only() || a.cmp == Cmp::Eq => self.clone(),
+            Formula::Atom(a) => {
+                let (shift, cmp) = match a.cmp {
+                    Cmp::Gt | Cmp::Ge => (-eps.clone(), Cmp::Ge),
+                    _ => (eps.clone(), Cmp::Le),
+                };
+                Formula::atom(
+                    a.expr.clone().plus(Linear::constant(Expr::Const(shift))),
+                    cmp,
+                )
+            }
+            Formula::And(v) => Formula::and(v.iter().map(|f| f.with_output_slack(eps)).collect()),
+            Formula::Or(v) => Formula::or(v.iter().map(|f| f.with_output_slack(eps)).collect()),
+            Formula::Count { terms, cmp, bound } => {
+                // With `S = Σ w·[φ]`: a term robustly true (`φ^eps`) certainly counts and one
+                // robustly false (`(¬φ)^eps`) certainly does not, so
+                //   L = Σ_{w>0} w·[φ^eps] + Σ_{w<0} w·(1 − [(¬φ)^eps]) ≤ S
+                //   U = Σ_{w>0} w·(1 − [(¬φ)^eps]) + Σ_{w<0} w·[φ^eps] ≥ S,
+                // and `L ⋈ b` (for > and ≥), `U ⋈ b` (for < and ≤) imply `S ⋈ b`; both sides
+                // for ==. Terms no comparison decides robustly stay free (UC4's
+                // `Σ j·[y_j > 0] > 10` only needs enough robust terms).
+                let robust = |f: &Formula| f.with_output_slack(eps);
+                let robust_not = |f: &Formula| f.clone().negate().with_output_slack(eps);
+                let lower = |cmp: Cmp| {
+                    let mut b = bound.clone();
+                    let t = terms
+                        .iter()
+                        .filter(|(w, _)| !w.is_zero())
+                        .map(|(w, f)| {
+                            if w.is_positive() {
+                                (w.clone(), robust(f))
+                            } else {
+                                b -= w;
+                                (-w.clone(), robust_not(f))
+                            }
+                        })
+                        .collect();
+                    Formula::Count {
+                        terms: t,
+                        cmp,
+                        bound: b,
+                    }
+                };
+                let upper = |cmp: Cmp| {
+                    let mut b = bound.clone();
+                    let t = terms
+                        .iter()
+                        .filter(|(w, _)| !w.is_zero())
+                        .map(|(w, f)| {
+                            if w.is_positive() {
+                                b -= w;
+                                (-w.clone(), robust_not(f))
+                            } else {
+                                (w.clone(), robust(f))
+                            }
+                        })
+                        .collect();
+                    Formula::Count {
+                        terms: t,
+                        cmp,
+                        bound: b,
+                    }
+                };
+                match cmp {
+                    Cmp::Gt | Cmp::Ge => lower(*cmp),
+                    Cmp::Lt | Cmp::Le => upper(*cmp),
+                    Cmp::Eq => Formula::and(vec![lower(Cmp::Ge), upper(Cmp::Le)]),
+                }
+            }
+        }
+    }
+
     /// Whether the formula holds at `a`.
     pub fn holds(&self, a: &Assignment<'_>) -> bool {
         match self {
@@ -577,6 +666,16 @@ impl Constraint {
     /// Whether the constraint holds at `a`.
     pub fn holds(&self, a: &Assignment<'_>) -> bool {
         self.formula.holds(a)
+    }
+
+    /// The same constraint with its output comparisons required to hold with slack `eps`
+    /// (see [`Formula::with_output_slack`]).
+    pub fn with_output_slack(&self, eps: &Q) -> Constraint {
+        Constraint {
+            two_copy: self.two_copy,
+            domain: self.domain.clone(),
+            formula: self.formula.with_output_slack(eps),
+        }
     }
 }
 

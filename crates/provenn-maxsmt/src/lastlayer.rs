@@ -306,41 +306,50 @@ impl LastLayerConstraint {
         crate::z3enc::counterexample(self, theta)
     }
 
-    /// The same check without Z3 where every rule's premise is a box and its conclusion a
-    /// conjunction of atoms: with `θ` fixed each atom is linear in `z`, and its exact range
-    /// over the box is attained at a corner. `None` when some rule is outside this fragment,
-    /// or a violating corner lies on a strict premise bound the box closed (the corner may
-    /// not satisfy the premise; Z3 decides).
+    /// The same check without Z3 where every rule's premise is a box. With `θ` fixed each atom
+    /// is linear in `z`, and its exact range over the box is attained at a corner. A
+    /// conjunction of atoms is decided exactly (a failing atom fails at a corner); any other
+    /// conclusion is evaluated in three-valued logic from its atoms' ranges, which decides it
+    /// when every atom it depends on keeps one truth value over the box (DeepSaDe's structured
+    /// outputs, trained with slack, are in this case). `None` when some rule is outside this
+    /// fragment or undecided, or a violating corner lies on a strict premise bound the box
+    /// closed (the corner may not satisfy the premise; Z3 decides).
     fn box_counterexample(&self, theta: &[Q]) -> Option<Option<Vec<Q>>> {
-        let n = self.layer.n_features;
         for r in &self.rules {
             let region = r.region.as_ref()?;
             if region.iter().any(|(l, u)| l > u) {
                 continue;
             }
-            let atoms: Vec<&Formula> = match &r.conclusion {
-                Formula::And(v) => v.iter().collect(),
-                Formula::True => vec![],
-                f => vec![f],
+            let atoms: Option<Vec<&provenn_dsl::ir::Atom>> = match &r.conclusion {
+                Formula::And(v) => v
+                    .iter()
+                    .map(|f| match f {
+                        Formula::Atom(a) => Some(a),
+                        _ => None,
+                    })
+                    .collect(),
+                Formula::True => Some(vec![]),
+                Formula::Atom(a) => Some(vec![a]),
+                _ => None,
             };
-            for f in atoms {
-                let Formula::Atom(a) = f else {
-                    return None;
-                };
-                // The atom as `c + Σ_j g_j z_j`, outputs replaced by `b_k + Σ_j W_kj z_j`.
-                let mut g = LinForm::constant(coef(&a.expr.constant));
-                for (v, c) in &a.expr.terms {
-                    let c = coef(c);
-                    match *v {
-                        Var::Input(_, j) => g.add_term(j, c),
-                        Var::Output(_, k) => {
-                            g.constant += &c * &theta[self.layer.bias(k)];
-                            for j in 0..n {
-                                g.add_term(j, &c * &theta[self.layer.weight(k, j)]);
-                            }
-                        }
+            let Some(atoms) = atoms else {
+                match self.truth_over(&r.conclusion, theta, region) {
+                    Truth::True => continue,
+                    Truth::False if !r.region_closed_strict => {
+                        // False at every point of the box, so at any corner of it.
+                        return Some(Some(region.iter().map(|(l, _)| l.clone()).collect()));
                     }
+                    // Undecided: the corners where an atom attains its extremes are the likely
+                    // witnesses (an output that must keep its sign first loses it there); any
+                    // corner that fails exactly is one. Otherwise Z3 decides.
+                    _ => match self.corner_witness(r, theta, region) {
+                        Some(z) => return Some(Some(z)),
+                        None => return None,
+                    },
                 }
+            };
+            for a in atoms {
+                let g = self.atom_form(a, theta);
                 let (lo, hi) = g.range(region);
                 let fails_at_min = match a.cmp {
                     Cmp::Gt => !lo.is_positive(),
@@ -377,6 +386,98 @@ impl LastLayerConstraint {
         Some(None)
     }
 
+    /// The atom as `c + Σ_j g_j z_j`, outputs replaced by `b_k + Σ_j W_kj z_j`.
+    fn atom_form(&self, a: &provenn_dsl::ir::Atom, theta: &[Q]) -> LinForm {
+        let mut g = LinForm::constant(coef(&a.expr.constant));
+        for (v, c) in &a.expr.terms {
+            let c = coef(c);
+            match *v {
+                Var::Input(_, j) => g.add_term(j, c),
+                Var::Output(_, k) => {
+                    g.constant += &c * &theta[self.layer.bias(k)];
+                    for j in 0..self.layer.n_features {
+                        g.add_term(j, &c * &theta[self.layer.weight(k, j)]);
+                    }
+                }
+            }
+        }
+        g
+    }
+
+    /// A corner of `region` that minimises or maximises one of the conclusion's atoms and at
+    /// which the rule fails, exactly.
+    fn corner_witness(&self, r: &Rule, theta: &[Q], region: &[(Q, Q)]) -> Option<Vec<Q>> {
+        fn atoms<'a>(f: &'a Formula, out: &mut Vec<&'a provenn_dsl::ir::Atom>) {
+            match f {
+                Formula::True | Formula::False => {}
+                Formula::Atom(a) => out.push(a),
+                Formula::And(v) | Formula::Or(v) => v.iter().for_each(|g| atoms(g, out)),
+                Formula::Count { terms, .. } => terms.iter().for_each(|(_, g)| atoms(g, out)),
+            }
+        }
+        let mut list = Vec::new();
+        atoms(&r.conclusion, &mut list);
+        for a in list {
+            let g = self.atom_form(a, theta);
+            for low in [true, false] {
+                let z: Vec<Q> = region
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (l, u))| {
+                        let c = g.terms.get(&j).cloned().unwrap_or_else(Q::zero);
+                        if c.is_positive() == low {
+                            l.clone()
+                        } else {
+                            u.clone()
+                        }
+                    })
+                    .collect();
+                let y: Vec<Q> = (0..self.layer.n_outputs)
+                    .map(|k| self.layer.output_form(k, &z).eval(theta))
+                    .collect();
+                if exact_holds(&r.premise, &z, &y) && !exact_holds(&r.conclusion, &z, &y) {
+                    return Some(z);
+                }
+            }
+        }
+        None
+    }
+
+    /// Kleene evaluation of `f` over the whole box `region`: `True` (`False`) when it holds
+    /// (fails) at every point, from each atom's exact range.
+    fn truth_over(&self, f: &Formula, theta: &[Q], region: &[(Q, Q)]) -> Truth {
+        match f {
+            Formula::True => Truth::True,
+            Formula::False => Truth::False,
+            Formula::Atom(a) => {
+                let (lo, hi) = self.atom_form(a, theta).range(region);
+                Truth::of_range(&lo, &hi, a.cmp)
+            }
+            Formula::And(v) => v.iter().fold(Truth::True, |acc, g| {
+                acc.and(self.truth_over(g, theta, region))
+            }),
+            Formula::Or(v) => v.iter().fold(Truth::False, |acc, g| {
+                acc.or(self.truth_over(g, theta, region))
+            }),
+            Formula::Count { terms, cmp, bound } => {
+                // The sum's range: certain terms always count, unknown ones may or may not.
+                let (mut lo, mut hi) = (-bound.clone(), -bound.clone());
+                for (w, g) in terms {
+                    match self.truth_over(g, theta, region) {
+                        Truth::True => {
+                            lo += w;
+                            hi += w;
+                        }
+                        Truth::False => {}
+                        Truth::Unknown if w.is_negative() => lo += w,
+                        Truth::Unknown => hi += w,
+                    }
+                }
+                Truth::of_range(&lo, &hi, *cmp)
+            }
+        }
+    }
+
     /// [`counterexample`](Self::counterexample) for `f64` weights (their exact values).
     ///
     /// # Errors
@@ -384,6 +485,49 @@ impl LastLayerConstraint {
     pub fn counterexample_f64(&self, theta: &[f64]) -> Result<Option<Vec<Q>>, MaxSmtError> {
         let q: Result<Vec<Q>, _> = theta.iter().map(|&v| q_from_f64(v)).collect();
         self.counterexample(&q?)
+    }
+}
+
+/// A truth value over a whole box: always, never, or depends on the point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Truth {
+    True,
+    False,
+    Unknown,
+}
+
+impl Truth {
+    /// `v ⋈ 0` for every `v ∈ [lo, hi]` (`True`), for none (`False`), or for some.
+    fn of_range(lo: &Q, hi: &Q, cmp: Cmp) -> Truth {
+        let (always, never) = match cmp {
+            Cmp::Gt => (lo.is_positive(), !hi.is_positive()),
+            Cmp::Ge => (!lo.is_negative(), hi.is_negative()),
+            Cmp::Lt => (hi.is_negative(), !lo.is_negative()),
+            Cmp::Le => (!hi.is_positive(), lo.is_positive()),
+            Cmp::Eq => (
+                lo.is_zero() && hi.is_zero(),
+                lo.is_positive() || hi.is_negative(),
+            ),
+        };
+        match (always, never) {
+            (true, _) => Truth::True,
+            (_, true) => Truth::False,
+            _ => Truth::Unknown,
+        }
+    }
+    fn and(self, o: Truth) -> Truth {
+        match (self, o) {
+            (Truth::False, _) | (_, Truth::False) => Truth::False,
+            (Truth::True, Truth::True) => Truth::True,
+            _ => Truth::Unknown,
+        }
+    }
+    fn or(self, o: Truth) -> Truth {
+        match (self, o) {
+            (Truth::True, _) | (_, Truth::True) => Truth::True,
+            (Truth::False, Truth::False) => Truth::False,
+            _ => Truth::Unknown,
+        }
     }
 }
 

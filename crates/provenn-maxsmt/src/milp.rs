@@ -27,6 +27,11 @@ pub struct MilpOptions {
     /// `e ≥ 2·safety_margin`), so that HiGHS's 1e-7 feasibility tolerance cannot yield
     /// weights that violate the constraint exactly.
     pub safety_margin: f64,
+    /// Re-solve with every binary fixed at its rounded value (an LP in the weights). A binary
+    /// HiGHS leaves within its integrality tolerance of 1 still lets a guarded comparison slip
+    /// by that tolerance times its big-M, which no margin of the comparison's size covers; with
+    /// the binaries fixed exactly, only the LP's feasibility tolerance remains.
+    pub polish: bool,
 }
 
 impl Default for MilpOptions {
@@ -34,6 +39,7 @@ impl Default for MilpOptions {
         MilpOptions {
             time_limit: None,
             safety_margin: 1e-6,
+            polish: false,
         }
     }
 }
@@ -64,6 +70,8 @@ struct Builder {
     constraints: Vec<Constraint>,
     margin: f64,
     n_binaries: usize,
+    /// Values the binaries are fixed at, in creation order (polishing).
+    fixed: Option<Vec<f64>>,
 }
 
 fn down(q: &Q) -> f64 {
@@ -94,8 +102,12 @@ fn inward_down(q: &Q) -> f64 {
 
 impl Builder {
     fn binary(&mut self) -> Variable {
+        let k = self.n_binaries;
         self.n_binaries += 1;
-        self.vars.add(variable().binary())
+        match self.fixed.as_ref().and_then(|f| f.get(k)) {
+            Some(&v) => self.vars.add(variable().min(v).max(v)),
+            None => self.vars.add(variable().binary()),
+        }
     }
 
     fn expr(&self, f: &LinForm) -> Expression {
@@ -241,6 +253,44 @@ pub fn solve(
     options: &MilpOptions,
 ) -> Result<MilpSolution, MaxSmtError> {
     let start = Instant::now();
+    let first = run(problem, soft, options, None)?;
+    let mut out = first.solution;
+    if options.polish && out.theta.is_some() && !first.binaries.is_empty() {
+        let fixed: Vec<f64> = first.binaries.iter().map(|v| v.round()).collect();
+        let remaining = options
+            .time_limit
+            .map(|t| t.saturating_sub(start.elapsed()));
+        let polished = run(
+            problem,
+            soft,
+            &MilpOptions {
+                time_limit: remaining,
+                ..*options
+            },
+            Some(fixed),
+        )?;
+        // An infeasible or unfinished LP keeps the MILP's point (the caller checks it).
+        if polished.solution.theta.is_some() {
+            out.theta = polished.solution.theta;
+        }
+    }
+    out.time = start.elapsed();
+    Ok(out)
+}
+
+struct Run {
+    solution: MilpSolution,
+    /// The binaries' values, in creation order (empty without a point).
+    binaries: Vec<f64>,
+}
+
+fn run(
+    problem: &EliminatedProblem,
+    soft: &[(QfFormula, u64)],
+    options: &MilpOptions,
+    fixed: Option<Vec<f64>>,
+) -> Result<Run, MaxSmtError> {
+    let start = Instant::now();
     let mut vars = ProblemVariables::new();
     let n_theta = problem.layer.n_params();
     let cols: Vec<Variable> = problem
@@ -269,7 +319,9 @@ pub fn solve(
         constraints: Vec::new(),
         margin: options.safety_margin,
         n_binaries: 0,
+        fixed,
     };
+    let n_cols = problem.bounds.len();
     for d in &problem.definitions {
         // Definitions t ≤ a·l are relaxations in the right direction: no padding needed.
         let neg = d.expr.scaled(&Q::from_integer((-1).into()));
@@ -326,20 +378,24 @@ pub fn solve(
         _ if has_point => Status::Satisfiable,
         _ => Status::Unknown,
     };
-    let (theta, value) = if has_point && status != Status::Unsatisfiable {
+    let (theta, value, binaries) = if has_point && status != Status::Unsatisfiable {
         let sol = solved.get_solution();
         let columns = sol.columns();
-        // good_lp adds columns in creation order: θ and auxiliaries first.
+        // good_lp adds columns in creation order: θ and auxiliaries first, then the binaries.
         let theta: Vec<f64> = columns[..n_theta].to_vec();
-        (Some(theta), Some(solved.objective_value()))
+        let binaries = columns[n_cols..].to_vec();
+        (Some(theta), Some(solved.objective_value()), binaries)
     } else {
-        (None, None)
+        (None, None, Vec::new())
     };
-    Ok(MilpSolution {
-        status,
-        theta,
-        objective: value,
-        n_binaries,
-        time: start.elapsed(),
+    Ok(Run {
+        solution: MilpSolution {
+            status,
+            theta,
+            objective: value,
+            n_binaries,
+            time: start.elapsed(),
+        },
+        binaries,
     })
 }

@@ -464,6 +464,9 @@ impl<'a> LastLayerUpdate<'a> {
         // How far an infeasible MILP has been relaxed: 0 none, 1 strict box ends 1e-10 inside,
         // 2 also the constraint's margin cut to 1e-9.
         let mut relaxed = 0;
+        // Set once HiGHS's weights fail the exact check: then every later solve re-solves the
+        // LP with the binaries fixed (big-M leakage), before the margin grows.
+        let mut polish = false;
         // The padding makes HiGHS's tolerances harmless in practice; the exact check decides,
         // and a failure is retried with a wider padding.
         for _ in 0..5 {
@@ -501,6 +504,7 @@ impl<'a> LastLayerUpdate<'a> {
                 &MilpOptions {
                     time_limit: remaining,
                     safety_margin: margin,
+                    polish,
                 },
             )?;
             stats.calls += 1;
@@ -580,7 +584,10 @@ impl<'a> LastLayerUpdate<'a> {
                     reason: None,
                 });
             }
-            margin *= 100.0;
+            if polish {
+                margin *= 100.0;
+            }
+            polish = true;
         }
         Ok(UpdateOutcome::without_weights(
             Status::Unknown,
@@ -610,6 +617,7 @@ impl<'a> LastLayerUpdate<'a> {
             &MilpOptions {
                 time_limit: limits.time_limit.map(|t| t.saturating_sub(stats.time)),
                 safety_margin: 0.0,
+                polish: false,
             },
         )?;
         stats.calls += 1;

@@ -5,7 +5,7 @@
 //! Per mini-batch: the loss gradient; a line search on the last layer (`θ − lr·g·s/steps`,
 //! s = steps…1), each candidate checked exactly over the latent box (interval bounds of the
 //! penultimate layer over the constraint's domain, plus the skip-connected raw features);
-//! if no candidate passes, a MaxSMT update inside DeepSaDe's gradient-sign box (provenn-maxsmt,
+//! if no candidate passes (and MaxSMT steps are on), a MaxSMT update inside DeepSaDe's gradient-sign box (provenn-maxsmt,
 //! the exact ∀-elimination solved as a MILP by default). An accepted step snapshots the model
 //! when the validation loss improves — before the earlier layers move, so the snapshot's last
 //! layer is certified for the snapshot's own latent box — and then steps the earlier layers. A
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nalgebra::DMatrix;
 use provenn_bounds::{BoundPropagator, InputBox, IntervalBounds};
 use provenn_data::{Dataset, Targets as DataTargets};
-use provenn_dsl::ir::{Constraint, Formula, Var};
+use provenn_dsl::ir::{q_from_f64, Constraint, Formula, Var};
 use provenn_maxsmt::{
     EliminationOptions, LastLayer, LastLayerConstraint, LastLayerUpdate, Limits, PmRes,
     UpdateMethod, WeightBox,
@@ -59,12 +59,27 @@ pub struct DeepSadeParams {
     pub weight_limit: f64,
     /// Box of the initial satisfying last layer.
     pub initial_box: (f64, f64),
+    /// Training rows (drawn at random) whose soft constraints the initial last layer
+    /// maximises, by one MaxSMT solve in the initial box; 0 takes any satisfying layer (the
+    /// reference's `find_initial_solution`; its UC1 `DC_INITIALIZATION` fits the first
+    /// batch). Where the satisfying weights fall apart into regions no step can cross — UC5's
+    /// permutations — this choice is the prediction's only chance to fit the data.
+    pub initial_fit_rows: usize,
+    /// Whether a failed line search falls back to a MaxSMT step (the reference: on for UC1–UC3,
+    /// off for UC4 and UC5, which train by line search and sign-flip restarts only).
+    pub maxsmt: bool,
     /// How MaxSMT steps are solved.
     pub update: UpdateMethod,
     /// Time limit of one MaxSMT step (a timeout is a failed step).
     pub step_time_limit: Duration,
     /// Time limit of the final certification.
     pub certify_time_limit: Duration,
+    /// Slack the last layer must keep on every output comparison of the constraint (see
+    /// `Formula::with_output_slack`); 0 trains on the constraint as written. A strict
+    /// comparison met with no slack (`y > 0` at `y = 1e-12`) holds exactly but cannot be
+    /// certified in floating point: counting constraints need a slack above the certifier's
+    /// tolerance.
+    pub slack: f64,
     /// Seed of initialisation, shuffling and restarts.
     pub seed: u64,
 }
@@ -82,9 +97,12 @@ impl Default for DeepSadeParams {
             line_search_steps: 5,
             weight_limit: 100.0,
             initial_box: (-1.0, 1.0),
+            initial_fit_rows: 0,
+            maxsmt: true,
             update: UpdateMethod::Milp(EliminationOptions::default()),
             step_time_limit: Duration::from_secs(10),
             certify_time_limit: Duration::from_secs(120),
+            slack: 0.0,
             seed: 0,
         }
     }
@@ -111,6 +129,9 @@ impl DeepSadeParams {
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return bad("the learning rate must be finite and > 0");
+        }
+        if !(self.slack >= 0.0 && self.slack.is_finite()) {
+            return bad("the slack must be finite and ≥ 0");
         }
         let levels: Vec<f64> = self
             .margins
@@ -235,6 +256,10 @@ impl DeepSade {
             n_features: net.layers()[last].inputs(),
             n_outputs: n_out,
         };
+        let slack = q_from_f64(p.slack)
+            .ok_or_else(|| TrainError::InvalidParams("the slack must be finite".into()))?;
+        // The trainer enforces the strengthened constraint; the certificate is for the original.
+        let trained = constraint.with_output_slack(&slack);
         let restate = |net: &Mlp| -> Result<LastLayerConstraint, TrainError> {
             let bounds = IntervalBounds.bounds(net, &domain, None)?;
             let h = &bounds.layer(last - 1).post;
@@ -244,7 +269,7 @@ impl DeepSade {
                 .copied()
                 .zip(h.upper.iter().copied())
                 .collect();
-            Ok(LastLayerConstraint::new(layer, constraint, &latent, skip)?)
+            Ok(LastLayerConstraint::new(layer, &trained, &latent, skip)?)
         };
         let (loss, regression): (&dyn Loss, bool) = match &train.targets {
             DataTargets::Regression(_) => (&Mse, true),
@@ -259,10 +284,41 @@ impl DeepSade {
 
         // An initial last layer that satisfies the constraint.
         let llc = restate(&net)?;
-        set_theta(
-            &mut net,
-            &initial_layer(&llc, p.initial_box, p.update, &limits)?,
-        )?;
+        let fitted = if p.initial_fit_rows == 0 {
+            None
+        } else {
+            let mut rows: Vec<usize> = (0..train.n_rows()).collect();
+            rows.shuffle(&mut ChaCha8Rng::seed_from_u64(p.seed ^ 0x1417));
+            rows.truncate(p.initial_fit_rows);
+            let xb = DMatrix::from_fn(rows.len(), train.n_features(), |i, j| train.x[(rows[i], j)]);
+            let yb = DMatrix::from_fn(rows.len(), n_out, |i, k| y_all[(rows[i], k)]);
+            let trace = net.trace(&xb)?;
+            let z = trace.layer_input(last);
+            let features: Vec<Vec<f64>> = (0..rows.len())
+                .map(|i| z.row(i).iter().copied().collect())
+                .collect();
+            // The first level only (DeepSaDe's margin 0: the outputs' signs; for regression
+            // the first tolerance): the fit chooses which outputs are on where; the further
+            // levels are for the training steps, and would triple the binaries.
+            let soft = soft_targets(
+                &yb,
+                regression,
+                &p.margins[..p.margins.len().min(1)],
+                &p.tolerances[..p.tolerances.len().min(1)],
+            );
+            let wb = WeightBox::uniform(layer.n_params(), p.initial_box.0, p.initial_box.1)?;
+            let t0 = Instant::now();
+            let out = LastLayerUpdate::new(&llc, wb, &features, &soft)?
+                .solve(p.update, &PmRes, &limits)?;
+            stats.maxsmt_time += t0.elapsed();
+            // A step that finds nothing (time limit) falls back to any satisfying layer.
+            out.theta_f64.filter(|_| out.f64_verified)
+        };
+        let theta0 = match fitted {
+            Some(t) => t,
+            None => initial_layer(&llc, p.initial_box, p.update, &limits)?,
+        };
+        set_theta(&mut net, &theta0)?;
         let eval_loss = |net: &Mlp| -> Result<f64, TrainError> {
             let (x, y) = match validation {
                 Some(v) => (&v.x, v.targets.to_matrix()),
@@ -306,7 +362,7 @@ impl DeepSade {
                         break;
                     }
                 }
-                if accepted.is_none() {
+                if accepted.is_none() && p.maxsmt {
                     let trace = net.trace(&xb)?;
                     let z = trace.layer_input(last);
                     let features: Vec<Vec<f64>> = (0..chunk.len())

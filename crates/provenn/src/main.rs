@@ -80,6 +80,16 @@ struct ConstrainedTrainArgs {
     /// quantified (Z3, the papers' encoding).
     #[arg(long, default_value = "milp")]
     encoding: String,
+    /// DeepSaDe: slack every output comparison must keep (needed to certify counting
+    /// constraints such as `exactly(1, [y[i] > 0 …])` in floating point).
+    #[arg(long, default_value_t = 0.0)]
+    slack: f64,
+    /// DeepSaDe: training rows the initial last layer is fitted to (0: any satisfying layer).
+    #[arg(long, default_value_t = 0)]
+    initial_fit_rows: usize,
+    /// DeepSaDe: line search only, no MaxSMT steps (the reference's UC4/UC5 setting).
+    #[arg(long)]
+    no_maxsmt: bool,
     /// Hidden widths, comma-separated.
     #[arg(long, default_value = "16,16", value_delimiter = ',')]
     hidden: Vec<usize>,
@@ -591,6 +601,9 @@ fn constrained_train(a: ConstrainedTrainArgs) -> Result<()> {
                 batch_size: a.batch_size,
                 learning_rate: a.lr,
                 update,
+                slack: a.slack,
+                initial_fit_rows: a.initial_fit_rows,
+                maxsmt: !a.no_maxsmt,
                 seed: a.seed,
                 ..Default::default()
             };
