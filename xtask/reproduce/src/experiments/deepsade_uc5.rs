@@ -31,19 +31,20 @@ const CONSTANT: &str = "most frequent training permutation (constant)";
 /// The reference's SL weights.
 const SL_GRID: [f64; 7] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9];
 
-struct Row {
-    jaccard: f64,
-    coherent: f64,
-    per_label: f64,
-    constraint_acc: f64,
-    certified: bool,
-    certificate: String,
-    seconds: f64,
-    alpha: Option<f64>,
+/// One model's scores on a multi-label test set (UC4 and UC5).
+pub(super) struct Row {
+    pub(super) jaccard: f64,
+    pub(super) coherent: f64,
+    pub(super) per_label: f64,
+    pub(super) constraint_acc: f64,
+    pub(super) certified: bool,
+    pub(super) certificate: String,
+    pub(super) seconds: f64,
+    pub(super) alpha: Option<f64>,
 }
 
 /// Mean (Jaccard, coherent, per-label) accuracy of thresholded predictions against `test`.
-fn label_scores(test: &Dataset, pred: impl Fn(usize) -> Vec<bool>) -> (f64, f64, f64) {
+pub(super) fn label_scores(test: &Dataset, pred: impl Fn(usize) -> Vec<bool>) -> (f64, f64, f64) {
     let y = test.targets.to_matrix();
     let n = test.n_rows().max(1) as f64;
     let (mut jac, mut coh, mut lab) = (0.0, 0.0, 0.0);
@@ -80,7 +81,8 @@ fn most_frequent_permutation(train: &Dataset) -> Vec<bool> {
         .unwrap_or_default()
 }
 
-fn evaluate(
+/// Scores of `net` on `test` and its certificate for `c` (solver calls limited to `limit`).
+pub(super) fn evaluate(
     net: &Mlp,
     test: &Dataset,
     c: &Constraint,

@@ -9,6 +9,7 @@ mod bounds_tightness;
 mod cbf;
 mod deepsade;
 mod deepsade_uc1;
+mod deepsade_uc4;
 mod deepsade_uc5;
 mod hardnet_acas;
 mod hardnet_opt;
@@ -92,6 +93,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(hardnet_acas::HardnetAcas),
         Box::new(sade_tables::SadeTables),
         Box::new(deepsade_uc1::DeepsadeUc1),
+        Box::new(deepsade_uc4::DeepsadeUc4),
         Box::new(deepsade_uc5::DeepsadeUc5),
         Box::new(deepsade::Deepsade {
             uc: deepsade::UseCaseId::Uc2,
