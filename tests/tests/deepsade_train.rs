@@ -9,7 +9,7 @@ use provenn_dsl::ir::Constraint;
 use provenn_dsl::{compile, Bindings};
 use provenn_nn::Mlp;
 use provenn_tests::real_data_dir;
-use provenn_train::deepsade::{DeepSadeParams, Guarantee};
+use provenn_train::deepsade::{DeepSadeParams, Guarantee, LatentBounds};
 use provenn_train::sade::{select_sade, SadeParams};
 use rand::{Rng, SeedableRng};
 
@@ -269,31 +269,35 @@ fn deepsade_exactly_one_is_certified_with_slack_and_fits_its_constant_prediction
         d.select(&(0..200).collect::<Vec<_>>()),
         d.select(&(200..n).collect::<Vec<_>>()),
     );
-    let model = DeepSadeParams {
-        hidden: vec![6],
-        epochs: 2,
-        slack: 1e-4,
-        initial_fit_rows: 32,
-        step_time_limit: std::time::Duration::from_secs(30),
-        seed: 3,
-        ..DeepSadeParams::default()
-    }
-    .build()
-    .unwrap()
-    .fit(&train, None, &c, &[], &mut |_| {})
-    .unwrap();
-    assert!(
-        matches!(model.guarantee, Guarantee::Certified { .. }),
-        "{:?} {:?}",
-        model.guarantee,
-        model.stats
-    );
-    let out = model.net.forward_batch(&test.x).unwrap();
-    for i in 0..test.n_rows() {
-        let row: Vec<f64> = out.row(i).iter().copied().collect();
-        let on: Vec<usize> = (0..3).filter(|&k| row[k] > 0.0).collect();
-        assert_eq!(on, vec![2], "row {i}: outputs {row:?}");
-        // Decided with the slack, not just by sign.
-        assert!(row.iter().all(|v| v.abs() >= 1e-4), "{row:?}");
+    // Both latent boxes: CROWN's (∩ IBP) must be as sound as IBP's.
+    for latent_bounds in [LatentBounds::Interval, LatentBounds::Crown] {
+        let model = DeepSadeParams {
+            hidden: vec![6],
+            epochs: 2,
+            slack: 1e-4,
+            initial_fit_rows: 32,
+            latent_bounds,
+            step_time_limit: std::time::Duration::from_secs(30),
+            seed: 3,
+            ..DeepSadeParams::default()
+        }
+        .build()
+        .unwrap()
+        .fit(&train, None, &c, &[], &mut |_| {})
+        .unwrap();
+        assert!(
+            matches!(model.guarantee, Guarantee::Certified { .. }),
+            "{:?} {:?}",
+            model.guarantee,
+            model.stats
+        );
+        let out = model.net.forward_batch(&test.x).unwrap();
+        for i in 0..test.n_rows() {
+            let row: Vec<f64> = out.row(i).iter().copied().collect();
+            let on: Vec<usize> = (0..3).filter(|&k| row[k] > 0.0).collect();
+            assert_eq!(on, vec![2], "row {i}: outputs {row:?}");
+            // Decided with the slack, not just by sign.
+            assert!(row.iter().all(|v| v.abs() >= 1e-4), "{row:?}");
+        }
     }
 }

@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use nalgebra::DMatrix;
-use provenn_bounds::{BoundPropagator, InputBox, IntervalBounds};
+use provenn_bounds::{BoundPropagator, CrownBounds, InputBox, IntervalBounds};
 use provenn_data::{Dataset, Targets as DataTargets};
 use provenn_dsl::ir::{q_from_f64, Constraint, Formula, Var};
 use provenn_maxsmt::{
@@ -70,6 +70,8 @@ pub struct DeepSadeParams {
     pub maxsmt: bool,
     /// How MaxSMT steps are solved.
     pub update: UpdateMethod,
+    /// How the latent box (the penultimate layer's range over the domain) is bounded.
+    pub latent_bounds: LatentBounds,
     /// Time limit of one MaxSMT step (a timeout is a failed step).
     pub step_time_limit: Duration,
     /// Time limit of the final certification.
@@ -100,12 +102,24 @@ impl Default for DeepSadeParams {
             initial_fit_rows: 0,
             maxsmt: true,
             update: UpdateMethod::Milp(EliminationOptions::default()),
+            latent_bounds: LatentBounds::Interval,
             step_time_limit: Duration::from_secs(10),
             certify_time_limit: Duration::from_secs(120),
             slack: 0.0,
             seed: 0,
         }
     }
+}
+
+/// The bound propagation that gives DeepSaDe's latent box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatentBounds {
+    /// Interval bounds (IBP), as the papers.
+    #[default]
+    Interval,
+    /// CROWN's bounds intersected with IBP's: never looser, so the last layer is constrained
+    /// over a smaller box (less conservative) at the cost of a back-substitution per layer.
+    Crown,
 }
 
 /// A validated [`DeepSadeParams`].
@@ -263,12 +277,21 @@ impl DeepSade {
         let restate = |net: &Mlp| -> Result<LastLayerConstraint, TrainError> {
             let bounds = IntervalBounds.bounds(net, &domain, None)?;
             let h = &bounds.layer(last - 1).post;
-            let latent: Vec<(f64, f64)> = h
+            let mut latent: Vec<(f64, f64)> = h
                 .lower
                 .iter()
                 .copied()
                 .zip(h.upper.iter().copied())
                 .collect();
+            if p.latent_bounds == LatentBounds::Crown {
+                // Both boxes are sound, so is their intersection.
+                let crown = CrownBounds.bounds(net, &domain, None)?;
+                let c = &crown.layer(last - 1).post;
+                for (j, (l, u)) in latent.iter_mut().enumerate() {
+                    *l = l.max(c.lower[j]);
+                    *u = u.min(c.upper[j]);
+                }
+            }
             Ok(LastLayerConstraint::new(layer, &trained, &latent, skip)?)
         };
         let (loss, regression): (&dyn Loss, bool) = match &train.targets {

@@ -90,6 +90,9 @@ struct ConstrainedTrainArgs {
     /// DeepSaDe: line search only, no MaxSMT steps (the reference's UC4/UC5 setting).
     #[arg(long)]
     no_maxsmt: bool,
+    /// DeepSaDe: latent box from `interval` (IBP, the papers') or `crown` (CROWN ∩ IBP).
+    #[arg(long, default_value = "interval")]
+    latent_bounds: String,
     /// Hidden widths, comma-separated.
     #[arg(long, default_value = "16,16", value_delimiter = ',')]
     hidden: Vec<usize>,
@@ -555,7 +558,7 @@ fn constrained_train(a: ConstrainedTrainArgs) -> Result<()> {
     use provenn::dsl::ir::{Constraint, Formula};
     use provenn::dsl::{check_rows, compile, Bindings};
     use provenn::milp::{Certificate, CertifyOptions, ConstraintCertifier};
-    use provenn::train::deepsade::{constraint_inputs, DeepSadeParams};
+    use provenn::train::deepsade::{constraint_inputs, DeepSadeParams, LatentBounds};
 
     let dir = DataDir::resolve(a.data.data.as_deref());
     let opts = LoadOptions {
@@ -604,6 +607,11 @@ fn constrained_train(a: ConstrainedTrainArgs) -> Result<()> {
                 slack: a.slack,
                 initial_fit_rows: a.initial_fit_rows,
                 maxsmt: !a.no_maxsmt,
+                latent_bounds: match a.latent_bounds.as_str() {
+                    "interval" => LatentBounds::Interval,
+                    "crown" => LatentBounds::Crown,
+                    other => bail!("unknown --latent-bounds {other}: use interval or crown"),
+                },
                 seed: a.seed,
                 ..Default::default()
             };
