@@ -540,37 +540,19 @@ impl Formula {
                 // `Σ j·[y_j > 0] > 10` only needs enough robust terms).
                 let robust = |f: &Formula| f.with_output_slack(eps);
                 let robust_not = |f: &Formula| f.clone().negate().with_output_slack(eps);
-                let lower = |cmp: Cmp| {
+                // L and U have the same shape: a term enters as `w·[φ^eps]` where it can only
+                // raise the bound (w > 0 for L, w < 0 for U), else as `w − w·[(¬φ)^eps]`.
+                let side = |cmp: Cmp, upper: bool| {
                     let mut b = bound.clone();
                     let t = terms
                         .iter()
                         .filter(|(w, _)| !w.is_zero())
                         .map(|(w, f)| {
-                            if w.is_positive() {
+                            if w.is_positive() != upper {
                                 (w.clone(), robust(f))
                             } else {
                                 b -= w;
                                 (-w.clone(), robust_not(f))
-                            }
-                        })
-                        .collect();
-                    Formula::Count {
-                        terms: t,
-                        cmp,
-                        bound: b,
-                    }
-                };
-                let upper = |cmp: Cmp| {
-                    let mut b = bound.clone();
-                    let t = terms
-                        .iter()
-                        .filter(|(w, _)| !w.is_zero())
-                        .map(|(w, f)| {
-                            if w.is_positive() {
-                                b -= w;
-                                (-w.clone(), robust_not(f))
-                            } else {
-                                (w.clone(), robust(f))
                             }
                         })
                         .collect();
@@ -581,9 +563,9 @@ impl Formula {
                     }
                 };
                 match cmp {
-                    Cmp::Gt | Cmp::Ge => lower(*cmp),
-                    Cmp::Lt | Cmp::Le => upper(*cmp),
-                    Cmp::Eq => Formula::and(vec![lower(Cmp::Ge), upper(Cmp::Le)]),
+                    Cmp::Gt | Cmp::Ge => side(*cmp, false),
+                    Cmp::Lt | Cmp::Le => side(*cmp, true),
+                    Cmp::Eq => Formula::and(vec![side(Cmp::Ge, false), side(Cmp::Le, true)]),
                 }
             }
         }

@@ -43,6 +43,53 @@ pub(super) struct Row {
     pub(super) alpha: Option<f64>,
 }
 
+/// The results table of a multi-label experiment: one row per method, means over folds (an α
+/// column when some method has one), the paper's figures from `paper(name)`.
+pub(super) fn multilabel_table(
+    md: &mut String,
+    table: &[(&str, Vec<Row>)],
+    paper_source: &str,
+    paper: impl Fn(&str) -> &'static str,
+) {
+    let with_alpha = table
+        .iter()
+        .any(|(_, r)| r.iter().any(|x| x.alpha.is_some()));
+    let (a_head, a_rule) = if with_alpha {
+        (" α |", "---|")
+    } else {
+        ("", "")
+    };
+    let _ = writeln!(md, "| method |{a_head} Jaccard acc | coherent acc | per-label acc | constraint acc | certificate | train time per model (s) | {paper_source}: Jaccard / coherent / per-label / constraint acc / time (s) |\n|---|{a_rule}---|---|---|---|---|---|---|");
+    for (name, r) in table {
+        let stat = |g: &dyn Fn(&Row) -> f64| mean_sd(&r.iter().map(g).collect::<Vec<_>>());
+        let (j, jsd) = stat(&|x| x.jaccard);
+        let (co, _) = stat(&|x| x.coherent);
+        let (pl, _) = stat(&|x| x.per_label);
+        let (ca, _) = stat(&|x| x.constraint_acc);
+        let (tm, _) = stat(&|x| x.seconds);
+        // A row that is not a network carries one explanatory cell for all folds.
+        let cert = if r.len() == 1
+            || r.iter()
+                .all(|x| !x.certified && x.certificate.starts_with('—'))
+        {
+            r.first().map(|x| x.certificate.clone()).unwrap_or_default()
+        } else {
+            let certs = r.iter().filter(|x| x.certified).count();
+            format!("{certs}/{} certified", r.len())
+        };
+        let alpha = if with_alpha {
+            let a: Vec<String> = r
+                .iter()
+                .filter_map(|x| x.alpha.map(|a| a.to_string()))
+                .collect();
+            format!(" {} |", a.join(", "))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(md, "| {name} |{alpha} {j:.3} ± {jsd:.3} | {co:.3} | {pl:.3} | {ca:.3} | {cert} | {tm:.1} | {} |", paper(name));
+    }
+}
+
 /// Mean (Jaccard, coherent, per-label) accuracy of thresholded predictions against `test`.
 pub(super) fn label_scores(test: &Dataset, pred: impl Fn(usize) -> Vec<bool>) -> (f64, f64, f64) {
     let y = test.targets.to_matrix();
@@ -276,33 +323,17 @@ impl Experiment for DeepsadeUc5 {
         }
         let mut md = String::new();
         let _ = writeln!(md, "Data: the sushi preferences ({} distinct rankings used; inputs: the order of 6 sushi as a 6×6 permutation matrix, outputs: the order of the other 4 as a 4×4 one). Constraint: `{UC5}`. 5-fold CV (seed 1), {folds_run} fold(s) run; 10% of each training fold for validation. Network 36-25-25-10-16 ReLU for every method (the reference's). DeepSaDe: SGD lr 0.05, batch 16, {epochs} epochs, margins [0, 1, 2], max step 0.1, 5 line-search steps, line search and sign-flip restarts only (the reference's UC5 setting: no MaxSMT steps); the trainer enforces the constraint with output slack 10⁻⁴ (every output ≥ 10⁻⁴ or ≤ −10⁻⁴ over the latent box: `exactly one y > 0` met by an output at 10⁻¹² holds but no floating-point certifier can prove it; the certificate is for the constraint as written); initial last layer in [−0.1, 0.1] fitted by one MaxSMT solve (HiGHS, 30 s limit) to 16 random training rows (the reference takes any satisfying layer from [0, 0.1], which pins the outputs that must stay off at exactly 0 — non-negative weights on non-negative ReLU features). FFN and SL: Adam lr 0.01, batch 16, up to 200 epochs, patience 20; SL = (1 − α)·BCE + α·(−log P(outputs form a permutation)), the probability summed exactly over the 24 permutations, α from the reference's grid by {inner}-fold inner CV (fewest violations, then best exact match). Jaccard: |predicted ∩ true| / |predicted ∪ true| of the positive outputs; coherent: all 16 right; per-label: mean over the 16; constraint accuracy: test rows whose outputs form a permutation. Certificates: provenn-milp on the whole network over the whole input box, {cert_secs} s per solver call (a limit gives \"unknown\"). AdI is not reported (the paper does not).\n", d.n_rows());
-        let _ = writeln!(md, "| method | α | Jaccard acc | coherent acc | per-label acc | constraint acc | certificate | train time per model (s) | paper (repository CSVs, 25 models): Jaccard / coherent / per-label / constraint acc / time (s) |\n|---|---|---|---|---|---|---|---|---|");
-        for (name, r) in &table {
-            let stat = |g: &dyn Fn(&Row) -> f64| mean_sd(&r.iter().map(g).collect::<Vec<_>>());
-            let (j, jsd) = stat(&|x| x.jaccard);
-            let (co, _) = stat(&|x| x.coherent);
-            let (pl, _) = stat(&|x| x.per_label);
-            let (ca, _) = stat(&|x| x.constraint_acc);
-            let (tm, _) = stat(&|x| x.seconds);
-            let certs = r.iter().filter(|x| x.certified).count();
-            let cert = if r.len() == 1 || *name == CONSTANT {
-                r[0].certificate.clone()
-            } else {
-                format!("{certs}/{} certified", r.len())
-            };
-            let alpha = r
-                .iter()
-                .filter_map(|x| x.alpha.map(|a| a.to_string()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let paper = match *name {
+        multilabel_table(
+            &mut md,
+            &table,
+            "paper (repository CSVs, 25 models)",
+            |name| match name {
                 "DeepSaDe" => "0.259 / 0.111 / 0.672 / 1.0 / 17,587 ± 4,972",
                 "FFN" => "0.131 / 0.0001 / — / 0.0004 / 48.6",
                 CONSTANT => "—",
                 _ => "0.181 / 0.041 / 0.632 / 1.0 / 298",
-            };
-            let _ = writeln!(md, "| {name} | {alpha} | {j:.3} ± {jsd:.3} | {co:.3} | {pl:.3} | {ca:.3} | {cert} | {tm:.1} | {paper} |");
-        }
+            },
+        );
         let _ = writeln!(md, "\nWhy DeepSaDe predicts one permutation: the constraint must hold on the whole latent box, which is connected, and for each row of the matrix the sets where each of its four outputs is positive are open and disjoint and must cover the box (exactly one is positive everywhere), so only one of them is non-empty: every output's sign is constant over the box, and so is the predicted permutation. No training step can change it either (between two permutations lie weights that violate the constraint), so the permutation is chosen with the initial layer — here by fitting it to 16 training rows — and DeepSaDe's accuracy is that of a constant predictor: compare the row of the most frequent training permutation, chosen with hindsight (the reference's coherent 0.111 is the same effect). SL and the FFN can vary their prediction with the input because they carry no guarantee: their certificates report the counterexample.\n\n{notes}");
         Ok(md)
     }
