@@ -368,19 +368,7 @@ impl LastLayerConstraint {
                     return None;
                 }
                 // The corner that attains the failing end.
-                let corner = region
-                    .iter()
-                    .enumerate()
-                    .map(|(j, (l, u))| {
-                        let c = g.terms.get(&j).cloned().unwrap_or_else(Q::zero);
-                        if c.is_positive() == fails_at_min {
-                            l.clone()
-                        } else {
-                            u.clone()
-                        }
-                    })
-                    .collect();
-                return Some(Some(corner));
+                return Some(Some(extreme_corner(&g, region, fails_at_min)));
             }
         }
         Some(None)
@@ -420,18 +408,7 @@ impl LastLayerConstraint {
         for a in list {
             let g = self.atom_form(a, theta);
             for low in [true, false] {
-                let z: Vec<Q> = region
-                    .iter()
-                    .enumerate()
-                    .map(|(j, (l, u))| {
-                        let c = g.terms.get(&j).cloned().unwrap_or_else(Q::zero);
-                        if c.is_positive() == low {
-                            l.clone()
-                        } else {
-                            u.clone()
-                        }
-                    })
-                    .collect();
+                let z = extreme_corner(&g, region, low);
                 let y: Vec<Q> = (0..self.layer.n_outputs)
                     .map(|k| self.layer.output_form(k, &z).eval(theta))
                     .collect();
@@ -486,6 +463,22 @@ impl LastLayerConstraint {
         let q: Result<Vec<Q>, _> = theta.iter().map(|&v| q_from_f64(v)).collect();
         self.counterexample(&q?)
     }
+}
+
+/// The corner of `region` where `g` is smallest (`low`) or largest.
+fn extreme_corner(g: &LinForm, region: &[(Q, Q)], low: bool) -> Vec<Q> {
+    region
+        .iter()
+        .enumerate()
+        .map(|(j, (l, u))| {
+            let positive = g.terms.get(&j).is_some_and(Signed::is_positive);
+            if positive == low {
+                l.clone()
+            } else {
+                u.clone()
+            }
+        })
+        .collect()
 }
 
 /// A truth value over a whole box: always, never, or depends on the point.
