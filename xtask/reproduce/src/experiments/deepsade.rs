@@ -109,6 +109,18 @@ pub(super) fn certify_with_adi(
 }
 
 /// The report's certificate cell: the certificate itself for one model, else the count.
+/// The reproduction's acceptance rule: a SaDe/DeepSaDe model the independent certifier does
+/// not certify fails the experiment (`what` names the model in the error).
+pub(super) fn require_certified(
+    guarantee: &Guarantee,
+    what: std::fmt::Arguments<'_>,
+) -> Result<()> {
+    if !matches!(guarantee, Guarantee::Certified { .. }) {
+        anyhow::bail!("{what} not certified: {guarantee:?}");
+    }
+    Ok(())
+}
+
 pub(super) fn certificate_cell(certificates: &[(bool, &str)]) -> String {
     match certificates {
         [(_, one)] => (*one).to_string(),
@@ -250,12 +262,10 @@ impl Experiment for Deepsade {
                 .build()?
                 .fit(&train, Some(&val), &c, &uc.skip_features, &mut |_| {})?;
                 let secs = t0.elapsed().as_secs_f64() - model.stats.certify_time.as_secs_f64();
-                if !matches!(model.guarantee, Guarantee::Certified { .. }) {
-                    anyhow::bail!(
-                        "DeepSaDe model (fold {f}, {update:?}) not certified: {:?}",
-                        model.guarantee
-                    );
-                }
+                require_certified(
+                    &model.guarantee,
+                    format_args!("DeepSaDe model (fold {f}, {update:?})"),
+                )?;
                 if f == 0 {
                     let _ = writeln!(stats_note, "- {}: {} batches, {} line-search steps, {} MaxSMT steps ({:.2} s in MaxSMT), {} failed steps.", rows[slot].0, model.stats.batches, model.stats.line_search_steps, model.stats.maxsmt_steps, model.stats.maxsmt_time.as_secs_f64(), model.stats.failed_steps);
                 }
@@ -339,9 +349,7 @@ impl Experiment for Deepsade {
                 .build()?
                 .fit(&train, &c)?;
                 let secs = t0.elapsed().as_secs_f64() - sade.stats.certify_time.as_secs_f64();
-                if !matches!(sade.guarantee, Guarantee::Certified { .. }) {
-                    anyhow::bail!("SaDe model (fold {f}) not certified: {:?}", sade.guarantee);
-                }
+                require_certified(&sade.guarantee, format_args!("SaDe model (fold {f})"))?;
                 if f == 0 {
                     let _ = writeln!(
                         stats_note,

@@ -11,7 +11,7 @@ use provenn::data::split::k_fold;
 use provenn::data::usecase;
 use provenn::data::Dataset;
 use provenn::dsl::{compile, Bindings};
-use provenn::train::deepsade::{DeepSadeParams, Guarantee};
+use provenn::train::deepsade::DeepSadeParams;
 use provenn::{FfnParams, Mlp};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -90,12 +90,10 @@ impl Experiment for DeepsadeUc4 {
             let t0 = Instant::now();
             let model = deepsade.fit(&train, Some(&val), &c, &uc.skip_features, &mut |_| {})?;
             let secs = t0.elapsed().as_secs_f64() - model.stats.certify_time.as_secs_f64();
-            if !matches!(model.guarantee, Guarantee::Certified { .. }) {
-                anyhow::bail!(
-                    "DeepSaDe model (fold {f}) not certified: {:?}",
-                    model.guarantee
-                );
-            }
+            super::deepsade::require_certified(
+                &model.guarantee,
+                format_args!("DeepSaDe model (fold {f})"),
+            )?;
             let out = model.net.forward_batch(&test.x)?;
             let always: Vec<String> = (0..10)
                 .filter(|&k| (0..test.n_rows()).all(|i| out[(i, k)] > 0.0))

@@ -12,7 +12,7 @@ use provenn::data::Dataset;
 use provenn::dsl::ir::{Assignment, Constraint};
 use provenn::dsl::{compile, Bindings};
 use provenn::milp::{Certificate, CertifyOptions, ConstraintCertifier};
-use provenn::train::deepsade::{DeepSadeParams, Guarantee};
+use provenn::train::deepsade::DeepSadeParams;
 use provenn::train::regularised::{select_alpha, Penalty, RegularisedParams};
 use provenn::{FfnParams, Mlp};
 use rand::seq::SliceRandom;
@@ -240,12 +240,10 @@ impl Experiment for DeepsadeUc5 {
             .build()?
             .fit(&train, Some(&val), &c, &uc.skip_features, &mut |_| {})?;
             let secs = t0.elapsed().as_secs_f64() - model.stats.certify_time.as_secs_f64();
-            if !matches!(model.guarantee, Guarantee::Certified { .. }) {
-                anyhow::bail!(
-                    "DeepSaDe model (fold {f}) not certified: {:?}",
-                    model.guarantee
-                );
-            }
+            super::deepsade::require_certified(
+                &model.guarantee,
+                format_args!("DeepSaDe model (fold {f})"),
+            )?;
             let s = &model.stats;
             let _ = writeln!(notes, "- fold {f}: DeepSaDe {} batches, {} line-search steps, {} MaxSMT steps ({:.1} s in MaxSMT), {} failed steps; certification {:.1} s.", s.batches, s.line_search_steps, s.maxsmt_steps, s.maxsmt_time.as_secs_f64(), s.failed_steps, s.certify_time.as_secs_f64());
             table[0]

@@ -10,7 +10,6 @@ use provenn::data::usecase::{self, LoanVariant};
 use provenn::data::Dataset;
 use provenn::dsl::ir::Constraint;
 use provenn::dsl::{compile, Bindings};
-use provenn::train::deepsade::Guarantee;
 use provenn::train::regularised::{select_alpha, Penalty, RegularisedParams};
 use provenn::train::sade::{select_sade, SadeParams};
 use provenn::Mlp;
@@ -210,12 +209,10 @@ impl Experiment for SadeTables {
                             let sade = chosen.build()?.fit(&train, &c)?;
                             let secs =
                                 t0.elapsed().as_secs_f64() - sade.stats.certify_time.as_secs_f64();
-                            if !matches!(sade.guarantee, Guarantee::Certified { .. }) {
-                                anyhow::bail!(
-                                    "SaDe model ({case}, fold {f}) not certified: {:?}",
-                                    sade.guarantee
-                                );
-                            }
+                            deepsade::require_certified(
+                                &sade.guarantee,
+                                format_args!("SaDe model ({case}, fold {f})"),
+                            )?;
                             if f == 0 {
                                 let _ = writeln!(notes, "- {case}: SaDe chose {chosen_desc} (inner CV {cv_secs:.1} s), accepted {} of {} MaxSMT steps.", sade.stats.accepted, sade.stats.steps);
                             }
