@@ -5,8 +5,8 @@
 //! Per mini-batch: the loss gradient; a line search on the last layer (`θ − lr·g·s/steps`,
 //! s = steps…1), each candidate checked exactly over the latent box (interval bounds of the
 //! penultimate layer over the constraint's domain, plus the skip-connected raw features);
-//! if no candidate passes (and MaxSMT steps are on), a MaxSMT update inside DeepSaDe's gradient-sign box (provenn-maxsmt,
-//! the exact ∀-elimination solved as a MILP by default). An accepted step snapshots the model
+//! if no candidate passes (and MaxSMT steps are on), a MaxSMT update inside DeepSaDe's
+//! gradient-sign box (provenn-maxsmt, the exact ∀-elimination solved as a MILP by default). An accepted step snapshots the model
 //! when the validation loss improves — before the earlier layers move, so the snapshot's last
 //! layer is certified for the snapshot's own latent box — and then steps the earlier layers. A
 //! failed step flips each gradient sign with probability ½ next time (the papers' restart).
@@ -175,7 +175,7 @@ pub struct DeepSadeStats {
     pub maxsmt_steps: usize,
     /// Failed steps (each followed by a gradient-sign restart).
     pub failed_steps: usize,
-    /// Time spent in MaxSMT solves.
+    /// Time spent in MaxSMT solves (the steps and the initial fit).
     pub maxsmt_time: Duration,
     /// Validation (or training) loss of the returned snapshot.
     pub best_loss: f64,
@@ -228,6 +228,15 @@ pub fn constraint_inputs(c: &Constraint) -> Vec<usize> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// The last layer's inputs (latent features, then skip features) for each row of `x`.
+fn last_layer_inputs(net: &Mlp, x: &DMatrix<f64>) -> Result<Vec<Vec<f64>>, TrainError> {
+    let trace = net.trace(x)?;
+    let z = trace.layer_input(net.layers().len() - 1);
+    Ok((0..x.nrows())
+        .map(|i| z.row(i).iter().copied().collect())
+        .collect())
 }
 
 impl DeepSade {
@@ -315,11 +324,7 @@ impl DeepSade {
             rows.truncate(p.initial_fit_rows);
             let xb = DMatrix::from_fn(rows.len(), train.n_features(), |i, j| train.x[(rows[i], j)]);
             let yb = DMatrix::from_fn(rows.len(), n_out, |i, k| y_all[(rows[i], k)]);
-            let trace = net.trace(&xb)?;
-            let z = trace.layer_input(last);
-            let features: Vec<Vec<f64>> = (0..rows.len())
-                .map(|i| z.row(i).iter().copied().collect())
-                .collect();
+            let features = last_layer_inputs(&net, &xb)?;
             // The first level only (DeepSaDe's margin 0: the outputs' signs; for regression
             // the first tolerance): the fit chooses which outputs are on where; the further
             // levels are for the training steps, and would triple the binaries.
@@ -386,11 +391,7 @@ impl DeepSade {
                     }
                 }
                 if accepted.is_none() && p.maxsmt {
-                    let trace = net.trace(&xb)?;
-                    let z = trace.layer_input(last);
-                    let features: Vec<Vec<f64>> = (0..chunk.len())
-                        .map(|i| z.row(i).iter().copied().collect())
-                        .collect();
+                    let features = last_layer_inputs(&net, &xb)?;
                     let soft = soft_targets(&yb, regression, &p.margins, &p.tolerances);
                     let wb = WeightBox::gradient_orthant(&theta, &g, p.max_step, p.weight_limit)?;
                     let t0 = Instant::now();
