@@ -11,13 +11,12 @@ use provenn::data::split::k_fold;
 use provenn::data::usecase;
 use provenn::data::Dataset;
 use provenn::dsl::{compile, Bindings};
-use provenn::train::deepsade::DeepSadeParams;
 use provenn::{FfnParams, Mlp};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::deepsade_uc5::{evaluate, multilabel_table, Row};
+use super::deepsade_uc5::{evaluate, multilabel_table, structured_params, Row};
 use super::{Ctx, Experiment, Mode};
 
 pub struct DeepsadeUc4;
@@ -71,22 +70,9 @@ impl Experiment for DeepsadeUc4 {
             let (val_idx, train_idx) = tr.split_at(tr.len() / 10);
             let (train, val, test) = (d.select(train_idx), d.select(val_idx), d.select(&fold.test));
 
-            let deepsade = DeepSadeParams {
-                hidden: hidden.clone(),
-                epochs,
-                batch_size: 16,
-                // The reference's initial box.
-                initial_box: (-1.0, 1.0),
-                step_time_limit: Duration::from_secs(30),
-                // Digits counted towards the sum must be predicted with slack (see UC5).
-                slack: 1e-4,
-                // The reference's UC4 setting: line search and sign-flip restarts only.
-                maxsmt: false,
-                initial_fit_rows: 16,
-                seed: f as u64,
-                ..DeepSadeParams::default()
-            }
-            .build()?;
+            // The reference's initial box.
+            let deepsade =
+                structured_params(hidden.clone(), epochs, (-1.0, 1.0), f as u64).build()?;
             let t0 = Instant::now();
             let model = deepsade.fit(&train, Some(&val), &c, &uc.skip_features, &mut |_| {})?;
             let secs = t0.elapsed().as_secs_f64() - model.stats.certify_time.as_secs_f64();
