@@ -155,6 +155,89 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Candidates that violate decide the certificate: "violated" at the candidate violating
+    /// most, re-evaluated in f64, with no solver call; candidates outside the domain are
+    /// skipped; with no violating candidate the answer is the plain certificate's.
+    #[test]
+    fn violating_candidates_refute_without_a_solver(seed in any::<u64>(), template in 0usize..5) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n_in = rng.gen_range(1..=4);
+        let net = random_net(&mut rng, n_in, 2);
+        let domain: Vec<(f64, f64)> = (0..n_in).map(|_| {
+            let l = rng.gen_range(-1.0..0.5);
+            (l, l + rng.gen_range(0.1..1.5))
+        }).collect();
+        let pts = samples(&mut rng, &domain, 300);
+        let mut y0: Vec<f64> = pts.iter().map(|p| out(&net, p)[0]).collect();
+        let c0 = quantile(&mut y0, rng.gen_range(0.0..1.0));
+        let mid = 0.5 * (domain[0].0 + domain[0].1);
+        let src = match template {
+            0 => format!("y[0] <= {c0}"),
+            1 => format!("y[0] >= {c0}"),
+            2 => format!("x[0] >= {mid} => y[0] - y[1] <= {c0}"),
+            3 => format!("y[0] <= {c0} or y[1] >= {c0}"),
+            _ => format!("at_most(1, [y[0] > {c0}, y[1] > {c0}])"),
+        };
+        let c = compile(&src, &Bindings::anonymous(&domain, 2)).unwrap().remove(0);
+        // A few candidates, some pushed just outside the domain (not admissible).
+        let mut candidates: Vec<Vec<f64>> = pts.iter().step_by(13).cloned().collect();
+        for p in pts.iter().skip(5).step_by(17) {
+            let mut q = p.clone();
+            let i = rng.gen_range(0..n_in);
+            q[i] = if rng.gen_bool(0.5) { domain[i].0 - 0.05 } else { domain[i].1 + 0.05 };
+            candidates.push(q);
+        }
+        let inside = |x: &[f64]| x.iter().zip(&domain).all(|(v, &(l, h))| *v >= l && *v <= h);
+        let worst = candidates.iter().filter(|x| inside(x) && !holds(&c, &net, x, &[])).map(|x| {
+            let y = out(&net, x);
+            c.formula.violation(&Assignment { x, y: &y, x2: &[], y2: &[] })
+        }).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        let certifier = ConstraintCertifier::new(CertifyOptions { time_limit: None, ..CertifyOptions::default() }).unwrap();
+        let report = certifier.certify_with_candidates(&net, &c, &candidates).unwrap();
+        match worst {
+            Some(v) => {
+                prop_assert_eq!(report.solves, 0);
+                let Certificate::Violated(w) = &report.certificate else {
+                    return Err(TestCaseError::fail(format!("{src}: {:?} despite a violating candidate", report.certificate)));
+                };
+                prop_assert!(candidates.contains(&w.x) && inside(&w.x));
+                prop_assert_eq!(&w.y, &out(&net, &w.x));
+                prop_assert!(!holds(&c, &net, &w.x, &[]));
+                prop_assert_eq!(w.violation, v);
+            }
+            None => {
+                let plain = certifier.certify(&net, &c).unwrap();
+                prop_assert_eq!(report.certificate.status(), plain.certificate.status(), "{}", src);
+            }
+        }
+    }
+}
+
+#[test]
+fn candidates_are_single_inputs() {
+    let domain = [(0.0, 1.0), (0.0, 1.0)];
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let net = random_net(&mut rng, 2, 2);
+    let certifier = ConstraintCertifier::new(CertifyOptions::default()).unwrap();
+    let b = Bindings::anonymous(&domain, 2);
+    let relational = compile(
+        "forall x, x2: linf(x - x2) <= 0.1 => abs(y[0] - y2[0]) <= 1",
+        &b,
+    )
+    .unwrap()
+    .remove(0);
+    assert!(certifier
+        .certify_with_candidates(&net, &relational, &[vec![0.5, 0.5]])
+        .is_err());
+    let single = compile("y[0] <= 1", &b).unwrap().remove(0);
+    assert!(certifier
+        .certify_with_candidates(&net, &single, &[vec![0.5]])
+        .is_err());
+}
+
 /// AdI and constraint accuracy on a network whose answers are known by hand:
 /// `y = relu(x0 − x1)` and the constraint `y ≤ 0.5` on `[0, 1]²`.
 #[test]

@@ -168,6 +168,81 @@ impl ConstraintCertifier {
         self.certify_on(net, c, &domain, &domain)
     }
 
+    /// Certifies `c` over its own domain, after evaluating `candidates` — inputs the caller
+    /// suspects, such as data rows — with the network in f64. If some admissible candidate
+    /// violates `c`, the answer is [`Certificate::Violated`] at the candidate that violates
+    /// most, without a solver call (a MILP on thousands of inputs can run out of time on a
+    /// constraint the data already refutes); otherwise it is [`certify`](Self::certify)'s.
+    /// Candidates outside the domain are not admissible and are skipped.
+    ///
+    /// # Errors
+    /// A two-copy constraint (candidates are single inputs), a candidate of the wrong
+    /// dimension, and [`certify`](Self::certify)'s errors.
+    pub fn certify_with_candidates(
+        &self,
+        net: &Mlp,
+        c: &Constraint,
+        candidates: &[Vec<f64>],
+    ) -> Result<CertifyReport, MilpError> {
+        let start = Instant::now();
+        if c.two_copy && !candidates.is_empty() {
+            return Err(MilpError::InvalidParameter(
+                "candidates are single inputs; the constraint is two-copy".into(),
+            ));
+        }
+        let mut worst: Option<Witness> = None;
+        for x in candidates {
+            if x.len() != c.domain.len() || x.len() != net.n_inputs() {
+                return Err(MilpError::Dimension(format!(
+                    "candidate of {} inputs for a domain of {} and a network of {}",
+                    x.len(),
+                    c.domain.len(),
+                    net.n_inputs()
+                )));
+            }
+            let admissible = x
+                .iter()
+                .zip(&c.domain)
+                .all(|(v, &(l, h))| l <= *v && *v <= h);
+            if !admissible {
+                continue;
+            }
+            let y = net
+                .forward(&nalgebra::DVector::from_column_slice(x))?
+                .as_slice()
+                .to_vec();
+            let a = Assignment {
+                x,
+                y: &y,
+                x2: &[],
+                y2: &[],
+            };
+            if c.formula.holds(&a) {
+                continue;
+            }
+            let violation = c.formula.violation(&a);
+            if worst.as_ref().is_none_or(|w| violation > w.violation) {
+                worst = Some(Witness {
+                    x: x.clone(),
+                    y,
+                    x2: Vec::new(),
+                    y2: Vec::new(),
+                    violation,
+                });
+            }
+        }
+        match worst {
+            Some(w) => Ok(CertifyReport {
+                certificate: Certificate::Violated(w),
+                solves: 0,
+                solver_time: Duration::ZERO,
+                time: start.elapsed(),
+                neuron_binaries: 0,
+            }),
+            None => self.certify(net, c),
+        }
+    }
+
     /// Certifies `c` with the first copy's input in `first` and the second's in `second`
     /// (ignored for single-copy constraints). Used for local queries such as the AdI.
     pub fn certify_on(

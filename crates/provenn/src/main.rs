@@ -743,7 +743,16 @@ fn constrained_train(a: ConstrainedTrainArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let report = ConstraintCertifier::new(CertifyOptions::default())?.certify(&net, &c)?;
+    // The test rows are tried first: a soft-constraint model the data refutes is "violated"
+    // at once, even where the MILP would run out of time.
+    let rows: Vec<Vec<f64>> = (0..te.n_rows())
+        .map(|i| te.x.row(i).iter().copied().collect())
+        .collect();
+    let report = ConstraintCertifier::new(CertifyOptions::default())?.certify_with_candidates(
+        &net,
+        &c,
+        if c.two_copy { &[] } else { &rows },
+    )?;
     match report.certificate {
         Certificate::Certified { margin } => {
             println!("certificate: certified (margin {margin:.3e})");
@@ -931,10 +940,15 @@ fn certify(a: CertifyArgs) -> Result<()> {
     let net = load_network(&a.net)?;
     let src = std::fs::read_to_string(&a.constraint)
         .with_context(|| format!("reading {}", a.constraint.display()))?;
+    // With a dataset, its rows are tried as counterexamples before the solver.
+    let mut rows: Vec<Vec<f64>> = Vec::new();
     let bindings = match &a.dataset {
         Some(name) => {
             let dir = DataDir::resolve(a.data.data.as_deref());
             let d = catalog::load(name, &dir, &LoadOptions::default())?.dataset;
+            rows = (0..d.n_rows())
+                .map(|i| d.x.row(i).iter().copied().collect())
+                .collect();
             Bindings::from_dataset(&d)
         }
         None => {
@@ -960,7 +974,11 @@ fn certify(a: CertifyArgs) -> Result<()> {
     })?;
     let mut any_violated = false;
     for (n, c) in constraints.iter().enumerate() {
-        let r = certifier.certify(&net, c)?;
+        let r = if c.two_copy {
+            certifier.certify(&net, c)?
+        } else {
+            certifier.certify_with_candidates(&net, c, &rows)?
+        };
         print!("constraint {n}: {}", r.certificate.status());
         match &r.certificate {
             Certificate::Certified { margin } if margin.is_infinite() => {
