@@ -30,8 +30,8 @@ pub struct ReproduceArgs {
     /// Output directory (default: target/reproduce, or target/reproduce-smoke for --smoke).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// At most this many seeds for experiments that repeat over seeds (e.g. `--full
-    /// --seeds 1` for the papers' protocols once each).
+    /// At most this many seeds (or cross-validation folds) for experiments that repeat over
+    /// them (e.g. `--full --seeds 1` for the papers' protocols once each).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     seeds: Option<u64>,
 }

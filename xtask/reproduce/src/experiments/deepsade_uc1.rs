@@ -116,6 +116,8 @@ impl Experiment for DeepsadeUc1 {
             Mode::Quick => (None, 1, 1, 200, 4000),
             Mode::Full => (None, 10, 5, 1000, 10_000),
         };
+        // `--seeds` caps the folds run (the CV repetitions).
+        let folds_run = ctx.seeds(folds_run);
         let uc = usecase::uc1_expenses(&ctx.data, rows)?;
         let d = &uc.dataset;
         let c = compile(UC1, &Bindings::from_dataset(d))?.remove(0);

@@ -38,7 +38,7 @@ pub struct Ctx {
     pub data: DataDir,
     /// Where plots go (REPORT.md links them relatively).
     pub out: PathBuf,
-    /// `--seeds`: cap on repetitions over seeds.
+    /// `--seeds`: cap on repetitions over seeds or cross-validation folds.
     pub max_seeds: Option<usize>,
 }
 

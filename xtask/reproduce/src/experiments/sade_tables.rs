@@ -105,6 +105,8 @@ impl Experiment for SadeTables {
             Mode::Quick => (1, 10, 3),
             Mode::Full => (5, 10, 5),
         };
+        // `--seeds` caps the folds run (the CV repetitions).
+        let folds_run = ctx.seeds(folds_run);
         // SaDe's inner CV (by held-out loss): the paper's α grid always (not in smoke), the
         // paper's margin/tolerance grids in --full only; inner models train for `cv_epochs`.
         let (sade_cv, cv_epochs) = match ctx.mode {
