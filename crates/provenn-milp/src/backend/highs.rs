@@ -140,6 +140,13 @@ fn build(
     // explanations on Digits networks without them.
     let r = model.try_set_option("mip_allow_restart", false);
     set(&mut model, r, "mip_allow_restart")?;
+    // The RINS and RENS sub-MIP heuristics search for points that most of our queries
+    // (entailed explanation steps, certificates) do not have: 5 Digits 6L-8N explanations
+    // (INMS, one thread) took 85.7 s instead of 109.9 s without them; the answers are the same.
+    for name in ["mip_heuristic_run_rins", "mip_heuristic_run_rens"] {
+        let r = model.try_set_option(name, false);
+        set(&mut model, r, name)?;
+    }
     let r = model.try_set_option("mip_rel_gap", 0.0);
     set(&mut model, r, "mip_rel_gap")?;
     let r = model.try_set_option("mip_abs_gap", 0.0);
