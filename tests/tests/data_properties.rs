@@ -49,7 +49,7 @@ proptest! {
         any::<Vec<u8>>().prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
         Just("3,4,a,b,c\n1,2,3,4,0\n1,2,3,4,1\n".to_string()),
         Just("10\n1,a\n2,b\n3,c\n4,d\n5,e\n6,f\n7,g\n8,h\n9,i\n10,j\n1,1,1\n1,1,2,3,4,5,6,7,8,9,9\n".to_string()),
-    ], which in 0usize..7) {
+    ], which in 0usize..7, flag in any::<bool>()) {
         let dir = std::env::temp_dir().join(format!("provenn-fuzz-{}-{which}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let d = DataDir::new(&dir);
@@ -59,10 +59,13 @@ proptest! {
             0 => loaders::iris(&d).map(|_| ()),
             1 => loaders::sonar(&d).map(|_| ()),
             2 => loaders::expenses(&d).map(|_| ()),
-            3 => loaders::loan(&d, which % 2 == 0).map(|_| ()),
+            3 => loaders::loan(&d, flag).map(|_| ()),
             4 => loaders::sushi(&d).map(|_| ()),
             5 => loaders::heart(&d).map(|_| ()),
             _ => loaders::wine(&d).map(|_| ()),
         };
+        // One directory per process and loader, removed after each case (a panic above
+        // leaves it behind for inspection).
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
