@@ -301,3 +301,41 @@ fn deepsade_exactly_one_is_certified_with_slack_and_fits_its_constant_prediction
         }
     }
 }
+
+/// Parameters are validated once, at construction, each bad one with an error.
+#[test]
+fn deepsade_rejects_bad_parameters_at_construction() {
+    use std::time::Duration;
+    let bad = [
+        DeepSadeParams {
+            epochs: 0,
+            ..DeepSadeParams::default()
+        },
+        DeepSadeParams {
+            slack: -1e-3,
+            ..DeepSadeParams::default()
+        },
+        DeepSadeParams {
+            step_node_limit: Some(0),
+            ..DeepSadeParams::default()
+        },
+        DeepSadeParams {
+            step_time_limit: Duration::ZERO,
+            ..DeepSadeParams::default()
+        },
+        DeepSadeParams {
+            hidden: vec![],
+            ..DeepSadeParams::default()
+        },
+    ];
+    for p in bad {
+        let what = format!("{p:?}");
+        assert!(p.build().is_err(), "accepted {what}");
+    }
+    assert!(DeepSadeParams {
+        step_node_limit: Some(1),
+        ..DeepSadeParams::default()
+    }
+    .build()
+    .is_ok());
+}

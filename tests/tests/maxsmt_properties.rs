@@ -288,7 +288,7 @@ proptest! {
         let targets = Targets::Classification { labels: c.labels.clone(), margins: vec![0.0, 0.5] };
         let wb = WeightBox::uniform(c.layer.n_params(), -c.bound, c.bound).unwrap();
         let up = LastLayerUpdate::new(&c.llc, wb, &c.features, &targets).unwrap();
-        let limits = Limits { time_limit: Some(Duration::from_secs(10)), cancel: None };
+        let limits = Limits { time_limit: Some(Duration::from_secs(10)), ..Limits::default() };
         let opts = EliminationOptions::default();
         let elim = up.solve(UpdateMethod::Eliminated(opts), &PmRes, &limits).unwrap();
         let milp = up.solve(UpdateMethod::Milp(opts), &PmRes, &limits).unwrap();
@@ -318,6 +318,37 @@ proptest! {
                     prop_assert_eq!(milp.status, Status::Unsatisfiable, "{}", c.src);
                 }
                 _ => {} // the quantified solve ran out of time: nothing to compare
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(60))]
+
+    /// A MaxSMT step stopped by a node limit is still exactly checked: its weights satisfy the
+    /// ∀ constraint, it never satisfies more soft constraints than the unlimited optimum, and
+    /// it claims optimality only with the optimum's count.
+    #[test]
+    fn node_limited_steps_are_sound_and_never_beat_the_optimum(seed in any::<u64>(), conjunctive in any::<bool>()) {
+        let c = case(seed, conjunctive);
+        let targets = Targets::Classification { labels: c.labels.clone(), margins: vec![0.0, 0.5] };
+        let wb = WeightBox::uniform(c.layer.n_params(), -c.bound, c.bound).unwrap();
+        let up = LastLayerUpdate::new(&c.llc, wb, &c.features, &targets).unwrap();
+        let opts = EliminationOptions::default();
+        let full = Limits { time_limit: Some(Duration::from_secs(10)), ..Limits::default() };
+        let capped = Limits { node_limit: Some(1), ..full.clone() };
+        let best = up.solve(UpdateMethod::Milp(opts), &PmRes, &full).unwrap();
+        let out = up.solve(UpdateMethod::Milp(opts), &PmRes, &capped).unwrap();
+        if let Some(theta) = &out.theta {
+            prop_assert!(out.f64_verified);
+            prop_assert!(z3enc::quantified_holds(&c.llc, theta).unwrap(), "{}", c.src);
+            prop_assert_eq!(out.satisfied, up.count_satisfied(theta));
+            if best.status == Status::Optimal {
+                prop_assert!(out.satisfied <= best.satisfied, "{}", c.src);
+                if out.status == Status::Optimal {
+                    prop_assert_eq!(out.satisfied, best.satisfied, "{}", c.src);
+                }
             }
         }
     }

@@ -148,7 +148,7 @@ fn time_limit_gives_unknown_within_ten_percent() {
             &inst,
             &Limits {
                 time_limit: Some(limit),
-                cancel: None,
+                ..Limits::default()
             },
         );
         let took = t0.elapsed();
@@ -186,6 +186,7 @@ fn cancellation_stops_a_running_call() {
         &Limits {
             time_limit: Some(Duration::from_secs(60)),
             cancel: Some(token),
+            node_limit: None,
         },
     );
     canceller.join().unwrap();

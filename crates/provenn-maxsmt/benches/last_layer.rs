@@ -149,6 +149,7 @@ fn bench(c: &mut Criterion) {
         let capped = Limits {
             time_limit: Some(Duration::from_secs(cap)),
             cancel: None,
+            node_limit: None,
         };
         let methods: [(&str, UpdateMethod, &dyn MaxSmtSolver, &Limits); 5] = [
             (

@@ -32,6 +32,8 @@ pub struct MilpOptions {
     /// by that tolerance times its big-M, which no margin of the comparison's size covers; with
     /// the binaries fixed exactly, only the LP's feasibility tolerance remains.
     pub polish: bool,
+    /// Branch-and-bound node limit (`None`: solve to optimality or the time limit).
+    pub node_limit: Option<u64>,
 }
 
 impl Default for MilpOptions {
@@ -40,6 +42,7 @@ impl Default for MilpOptions {
             time_limit: None,
             safety_margin: 1e-6,
             polish: false,
+            node_limit: None,
         }
     }
 }
@@ -371,6 +374,10 @@ fn run(
             inner.try_set_option("time_limit", t.as_secs_f64()),
             "time_limit",
         )?;
+    }
+    if let Some(n) = options.node_limit {
+        let n = i32::try_from(n).unwrap_or(i32::MAX);
+        opt(inner.try_set_option("mip_max_nodes", n), "mip_max_nodes")?;
     }
     let solved = inner
         .try_solve()

@@ -505,6 +505,7 @@ impl<'a> LastLayerUpdate<'a> {
                     time_limit: remaining,
                     safety_margin: margin,
                     polish,
+                    node_limit: limits.node_limit,
                 },
             )?;
             stats.calls += 1;
@@ -618,6 +619,7 @@ impl<'a> LastLayerUpdate<'a> {
                 time_limit: limits.time_limit.map(|t| t.saturating_sub(stats.time)),
                 safety_margin: 0.0,
                 polish: false,
+                node_limit: limits.node_limit,
             },
         )?;
         stats.calls += 1;

@@ -20,7 +20,7 @@ use provenn_bounds::{BoundPropagator, CrownBounds, InputBox, IntervalBounds};
 use provenn_data::{Dataset, Targets as DataTargets};
 use provenn_dsl::ir::{q_from_f64, Constraint, Formula, Var};
 use provenn_maxsmt::{
-    EliminationOptions, LastLayer, LastLayerConstraint, LastLayerUpdate, Limits, PmRes,
+    EliminationOptions, LastLayer, LastLayerConstraint, LastLayerUpdate, Limits, PmRes, Status,
     UpdateMethod, WeightBox,
 };
 use provenn_nn::loss::{BceWithLogits, Loss, Mse};
@@ -74,6 +74,11 @@ pub struct DeepSadeParams {
     pub latent_bounds: LatentBounds,
     /// Time limit of one MaxSMT step (a timeout is a failed step).
     pub step_time_limit: Duration,
+    /// Branch-and-bound nodes per MaxSMT step on HiGHS (`None`: solve each step to proven
+    /// optimality or the time limit). A step that reaches the limit takes the best weights
+    /// found — exactly checked like every other — without proof that no weights in the box
+    /// satisfy more soft constraints; `DeepSadeStats::maxsmt_unproven` counts those steps.
+    pub step_node_limit: Option<u64>,
     /// Time limit of the final certification.
     pub certify_time_limit: Duration,
     /// Slack the last layer must keep on every output comparison of the constraint (see
@@ -104,6 +109,7 @@ impl Default for DeepSadeParams {
             update: UpdateMethod::Milp(EliminationOptions::default()),
             latent_bounds: LatentBounds::Interval,
             step_time_limit: Duration::from_secs(10),
+            step_node_limit: None,
             certify_time_limit: Duration::from_secs(120),
             slack: 0.0,
             seed: 0,
@@ -147,6 +153,9 @@ impl DeepSadeParams {
         if !(self.slack >= 0.0 && self.slack.is_finite()) {
             return bad("the slack must be finite and ≥ 0");
         }
+        if self.step_node_limit == Some(0) {
+            return bad("a node limit must be ≥ 1");
+        }
         let levels: Vec<f64> = self
             .margins
             .iter()
@@ -173,6 +182,9 @@ pub struct DeepSadeStats {
     pub line_search_steps: usize,
     /// Steps accepted from a MaxSMT solve.
     pub maxsmt_steps: usize,
+    /// Of those, steps whose solve stopped at a limit (time or nodes) with weights that are
+    /// not proven to satisfy the most soft constraints.
+    pub maxsmt_unproven: usize,
     /// Failed steps (each followed by a gradient-sign restart).
     pub failed_steps: usize,
     /// Time spent in MaxSMT solves (the steps and the initial fit).
@@ -311,6 +323,7 @@ impl DeepSade {
         let limits = Limits {
             time_limit: Some(p.step_time_limit),
             cancel: None,
+            node_limit: p.step_node_limit,
         };
         let mut stats = DeepSadeStats::default();
 
@@ -401,6 +414,7 @@ impl DeepSade {
                     if let (Some(t), true) = (out.theta_f64, out.f64_verified) {
                         accepted = Some(t);
                         stats.maxsmt_steps += 1;
+                        stats.maxsmt_unproven += usize::from(out.status != Status::Optimal);
                     }
                 }
                 match accepted {

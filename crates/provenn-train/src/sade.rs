@@ -161,6 +161,7 @@ impl Sade {
         let limits = Limits {
             time_limit: Some(p.step_time_limit),
             cancel: None,
+            node_limit: None,
         };
         set_theta(
             &mut net,

@@ -93,6 +93,10 @@ struct ConstrainedTrainArgs {
     /// DeepSaDe: latent box from `interval` (IBP, the papers') or `crown` (CROWN ∩ IBP).
     #[arg(long, default_value = "interval")]
     latent_bounds: String,
+    /// DeepSaDe: branch-and-bound nodes per MaxSMT step (default: solve each step to proven
+    /// optimality or its time limit).
+    #[arg(long)]
+    step_node_limit: Option<u64>,
     /// Hidden widths, comma-separated.
     #[arg(long, default_value = "16,16", value_delimiter = ',')]
     hidden: Vec<usize>,
@@ -612,6 +616,7 @@ fn constrained_train(a: ConstrainedTrainArgs) -> Result<()> {
                     "crown" => LatentBounds::Crown,
                     other => bail!("unknown --latent-bounds {other}: use interval or crown"),
                 },
+                step_node_limit: a.step_node_limit,
                 seed: a.seed,
                 ..Default::default()
             };
@@ -633,10 +638,11 @@ fn constrained_train(a: ConstrainedTrainArgs) -> Result<()> {
             bar.finish_and_clear();
             let st = &fitted.stats;
             println!(
-                "DeepSaDe: {} batches, {} line-search and {} MaxSMT steps, {} restarts; {:.2} s training ({:.2} s MaxSMT), {:.2} s certification",
+                "DeepSaDe: {} batches, {} line-search and {} MaxSMT steps ({} not proven optimal), {} restarts; {:.2} s training ({:.2} s MaxSMT), {:.2} s certification",
                 st.batches,
                 st.line_search_steps,
                 st.maxsmt_steps,
+                st.maxsmt_unproven,
                 st.failed_steps,
                 st.train_time.as_secs_f64(),
                 st.maxsmt_time.as_secs_f64(),

@@ -64,6 +64,11 @@ pub struct Limits {
     pub time_limit: Option<Duration>,
     /// Cancellation from another thread.
     pub cancel: Option<CancelToken>,
+    /// Branch-and-bound nodes per MILP solve (HiGHS's `mip_max_nodes`; the Z3 solvers ignore
+    /// it). Reaching it returns the best point found without proof of optimality
+    /// ([`Status::Satisfiable`]), as a time limit does, but the same problem stops at the same
+    /// point on any machine.
+    pub node_limit: Option<u64>,
 }
 
 /// What a solve established.
