@@ -8,6 +8,7 @@ use num_traits::{Signed, Zero};
 use proptest::prelude::*;
 use provenn_dsl::ir::{Cmp, Formula, Var};
 use provenn_dsl::{compile, Bindings};
+use provenn_maxsmt::milp::{self, MilpOptions};
 use provenn_maxsmt::z3enc;
 use provenn_maxsmt::{
     eliminate, q_from_f64, q_to_f64, EliminationOptions, Encoding, Exactness, FuMalik, LastLayer,
@@ -351,6 +352,41 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(60))]
+
+    /// Polishing a MILP point fixes exactly that point's binaries: the LP keeps every binary
+    /// at its rounded value (so it meets the same soft constraints as the MILP counted), its
+    /// weights stay in the box, and binaries of the wrong count are an error, not a panic.
+    #[test]
+    fn polishing_keeps_the_milp_points_binaries(seed in any::<u64>(), conjunctive in any::<bool>()) {
+        let c = case(seed, conjunctive);
+        let targets = Targets::Classification { labels: c.labels.clone(), margins: vec![0.0, 0.5] };
+        let wb = WeightBox::uniform(c.layer.n_params(), -c.bound, c.bound).unwrap();
+        let up = LastLayerUpdate::new(&c.llc, wb.clone(), &c.features, &targets).unwrap();
+        let p = eliminate(&c.llc, &wb.closed(), EliminationOptions::default()).unwrap();
+        let soft: Vec<_> = up.soft_constraints().iter().map(|f| (f.clone(), 1)).collect();
+        let opts = MilpOptions { time_limit: Some(Duration::from_secs(10)), ..MilpOptions::default() };
+        let sol = milp::solve(&p, &soft, &opts).unwrap();
+        prop_assert_eq!(sol.binaries.len(), if sol.theta.is_some() { sol.n_binaries } else { 0 });
+        if sol.theta.is_none() || sol.binaries.is_empty() {
+            return Ok(());
+        }
+        let polished = milp::polish(&p, &soft, &opts, &sol.binaries).unwrap();
+        if let Some(theta) = &polished.theta {
+            let rounded: Vec<f64> = sol.binaries.iter().map(|v| v.round()).collect();
+            prop_assert_eq!(&polished.binaries, &rounded, "{}", c.src);
+            let objective = polished.objective.unwrap();
+            prop_assert!((objective - sol.objective.unwrap()).abs() < 1e-4, "{} vs {:?}", objective, sol.objective);
+            // Within HiGHS's 1e-7 feasibility tolerance (the caller checks the box exactly).
+            prop_assert!(theta.iter().all(|t| t.abs() <= c.bound + 1e-6), "{:?}", theta);
+        }
+        let mut short = sol.binaries.clone();
+        short.pop();
+        prop_assert!(milp::polish(&p, &soft, &opts, &short).is_err());
     }
 }
 

@@ -60,6 +60,9 @@ pub struct MilpSolution {
     pub n_binaries: usize,
     /// Wall-clock time.
     pub time: Duration,
+    /// The binaries' values at the point (creation order; empty without a point), for
+    /// [`polish`].
+    pub binaries: Vec<f64>,
 }
 
 /// A literal activating a guarded constraint: `(binary, polarity)`.
@@ -256,35 +259,53 @@ pub fn solve(
     options: &MilpOptions,
 ) -> Result<MilpSolution, MaxSmtError> {
     let start = Instant::now();
-    let first = run(problem, soft, options, None)?;
-    let mut out = first.solution;
-    if options.polish && out.theta.is_some() && !first.binaries.is_empty() {
-        let fixed: Vec<f64> = first.binaries.iter().map(|v| v.round()).collect();
+    let mut out = run(problem, soft, options, None)?;
+    if options.polish && out.theta.is_some() && !out.binaries.is_empty() {
         let remaining = options
             .time_limit
             .map(|t| t.saturating_sub(start.elapsed()));
-        let polished = run(
+        let polished = polish(
             problem,
             soft,
             &MilpOptions {
                 time_limit: remaining,
                 ..*options
             },
-            Some(fixed),
+            &out.binaries,
         )?;
         // An infeasible or unfinished LP keeps the MILP's point (the caller checks it).
-        if polished.solution.theta.is_some() {
-            out.theta = polished.solution.theta;
+        if polished.theta.is_some() {
+            out.theta = polished.theta;
         }
     }
     out.time = start.elapsed();
     Ok(out)
 }
 
-struct Run {
-    solution: MilpSolution,
-    /// The binaries' values, in creation order (empty without a point).
-    binaries: Vec<f64>,
+/// The LP left when every binary of `problem` + `soft` is fixed at the rounded value in
+/// `binaries` (a [`MilpSolution::binaries`] of the same problem, soft constraints and margin):
+/// weights whose guarded comparisons hold up to the LP's feasibility tolerance only, without
+/// the integrality tolerance times big-M a MILP point may leak. `theta` is `None` when the LP
+/// is infeasible or unfinished; `status` and `objective` are the LP's, not the MILP's.
+///
+/// # Errors
+/// As [`solve`]; also a `binaries` of the wrong length.
+pub fn polish(
+    problem: &EliminatedProblem,
+    soft: &[(QfFormula, u64)],
+    options: &MilpOptions,
+    binaries: &[f64],
+) -> Result<MilpSolution, MaxSmtError> {
+    let fixed: Vec<f64> = binaries.iter().map(|v| v.round()).collect();
+    let n = fixed.len();
+    let out = run(problem, soft, options, Some(fixed))?;
+    if out.n_binaries != n {
+        return Err(MaxSmtError::Solver(format!(
+            "polish: {n} binary values for a problem with {} binaries",
+            out.n_binaries
+        )));
+    }
+    Ok(out)
 }
 
 fn run(
@@ -292,7 +313,7 @@ fn run(
     soft: &[(QfFormula, u64)],
     options: &MilpOptions,
     fixed: Option<Vec<f64>>,
-) -> Result<Run, MaxSmtError> {
+) -> Result<MilpSolution, MaxSmtError> {
     let start = Instant::now();
     let mut vars = ProblemVariables::new();
     let n_theta = problem.layer.n_params();
@@ -401,14 +422,12 @@ fn run(
     } else {
         (None, None, Vec::new())
     };
-    Ok(Run {
-        solution: MilpSolution {
-            status,
-            theta,
-            objective: value,
-            n_binaries,
-            time: start.elapsed(),
-        },
+    Ok(MilpSolution {
+        status,
+        theta,
+        objective: value,
+        n_binaries,
+        time: start.elapsed(),
         binaries,
     })
 }

@@ -464,12 +464,13 @@ impl<'a> LastLayerUpdate<'a> {
         // How far an infeasible MILP has been relaxed: 0 none, 1 strict box ends 1e-10 inside,
         // 2 also the constraint's margin cut to 1e-9.
         let mut relaxed = 0;
-        // Set once HiGHS's weights fail the exact check: then every later solve re-solves the
-        // LP with the binaries fixed (big-M leakage), before the margin grows.
+        // Set once HiGHS's weights fail the exact check and polishing that point (the LP with
+        // its binaries fixed: big-M leakage) does not mend them: every later solve is polished.
         let mut polish = false;
         // The padding makes HiGHS's tolerances harmless in practice; the exact check decides,
         // and a failure is retried with a wider padding.
-        for _ in 0..5 {
+        // Margins m, 100m, 10⁴m, 10⁶m (each also polished), with the relaxations above.
+        for _ in 0..4 {
             let tight_ends = relaxed > 0;
             // The weight box becomes column bounds, strict ends pulled in by the margin. (As
             // padded atoms, a fixed weight — zero gradient — would be infeasible.)
@@ -543,7 +544,7 @@ impl<'a> LastLayerUpdate<'a> {
                     "HiGHS found no weights with the safety margin",
                 );
             }
-            let Some(theta) = sol.theta else {
+            let Some(theta) = sol.theta.clone() else {
                 return Ok(UpdateOutcome::without_weights(
                     sol.status,
                     n_soft,
@@ -552,43 +553,34 @@ impl<'a> LastLayerUpdate<'a> {
                     None,
                 ));
             };
-            let theta_q = theta
-                .iter()
-                .map(|&v| q_from_f64(v))
-                .collect::<Result<Vec<_>, _>>()?;
-            if self.constraint.counterexample(&theta_q)?.is_none()
-                && self.weight_box_holds(&theta_q)
-            {
-                let satisfied = if with_soft {
-                    self.count_satisfied(&theta_q)
-                } else {
-                    0
-                };
-                // HiGHS counts padded soft constraints; an exact count below its objective
-                // means optimality is not established.
-                let status = match (sol.status, sol.objective) {
-                    (Status::Optimal, Some(o)) if (o - satisfied as f64).abs() < 0.5 => {
-                        Status::Optimal
+            if let Some(out) = self.exactly_checked(theta, &sol, with_soft, &p, &stats)? {
+                return Ok(out);
+            }
+            if !polish {
+                // The same MILP with the binaries fixed at this point's values (an LP): solving
+                // the MILP again would only return this point.
+                let polished = milp::polish(
+                    &p,
+                    &soft,
+                    &MilpOptions {
+                        time_limit: limits.time_limit.map(|t| t.saturating_sub(start.elapsed())),
+                        safety_margin: margin,
+                        polish: false,
+                        node_limit: None,
+                    },
+                    &sol.binaries,
+                )?;
+                stats.calls += 1;
+                stats.time = start.elapsed();
+                if let Some(theta) = polished.theta {
+                    if let Some(out) = self.exactly_checked(theta, &sol, with_soft, &p, &stats)? {
+                        return Ok(out);
                     }
-                    (Status::Optimal, _) => Status::Satisfiable,
-                    (s, _) => s,
-                };
-                return Ok(UpdateOutcome {
-                    status,
-                    theta: Some(theta_q),
-                    theta_f64: Some(theta),
-                    f64_verified: true,
-                    satisfied,
-                    n_soft,
-                    encoding: Encoding::Eliminated(p.exactness),
-                    stats,
-                    reason: None,
-                });
+                }
+                // From now on every solve is polished.
+                polish = true;
             }
-            if polish {
-                margin *= 100.0;
-            }
-            polish = true;
+            margin *= 100.0;
         }
         Ok(UpdateOutcome::without_weights(
             Status::Unknown,
@@ -597,6 +589,48 @@ impl<'a> LastLayerUpdate<'a> {
             stats,
             Some("HiGHS's weights failed the exact check at every padding tried".into()),
         ))
+    }
+
+    /// The outcome for weights `theta` from the MILP solution `sol` (possibly polished), if
+    /// they satisfy the constraint and the weight box exactly.
+    fn exactly_checked(
+        &self,
+        theta: Vec<f64>,
+        sol: &milp::MilpSolution,
+        with_soft: bool,
+        p: &EliminatedProblem,
+        stats: &SolveStats,
+    ) -> Result<Option<UpdateOutcome>, MaxSmtError> {
+        let theta_q = theta
+            .iter()
+            .map(|&v| q_from_f64(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.constraint.counterexample(&theta_q)?.is_some() || !self.weight_box_holds(&theta_q) {
+            return Ok(None);
+        }
+        let satisfied = if with_soft {
+            self.count_satisfied(&theta_q)
+        } else {
+            0
+        };
+        // HiGHS counts padded soft constraints; an exact count below its objective means
+        // optimality is not established.
+        let status = match (sol.status, sol.objective) {
+            (Status::Optimal, Some(o)) if (o - satisfied as f64).abs() < 0.5 => Status::Optimal,
+            (Status::Optimal, _) => Status::Satisfiable,
+            (s, _) => s,
+        };
+        Ok(Some(UpdateOutcome {
+            status,
+            theta: Some(theta_q),
+            theta_f64: Some(theta),
+            f64_verified: true,
+            satisfied,
+            n_soft: if with_soft { self.soft.len() } else { 0 },
+            encoding: Encoding::Eliminated(p.exactness.clone()),
+            stats: stats.clone(),
+            reason: None,
+        }))
     }
 
     /// HiGHS without a safety margin picks which soft constraints to meet; Z3 then looks for
