@@ -297,15 +297,7 @@ pub fn polish(
     binaries: &[f64],
 ) -> Result<MilpSolution, MaxSmtError> {
     let fixed: Vec<f64> = binaries.iter().map(|v| v.round()).collect();
-    let n = fixed.len();
-    let out = run(problem, soft, options, Some(fixed))?;
-    if out.n_binaries != n {
-        return Err(MaxSmtError::Solver(format!(
-            "polish: {n} binary values for a problem with {} binaries",
-            out.n_binaries
-        )));
-    }
-    Ok(out)
+    run(problem, soft, options, Some(fixed))
 }
 
 fn run(
@@ -362,8 +354,16 @@ fn run(
         vars,
         constraints,
         n_binaries,
+        fixed,
         ..
     } = b;
+    if let Some(f) = fixed.filter(|f| f.len() != n_binaries) {
+        // Checked before solving: a short list would leave real binaries (a MILP, not an LP).
+        return Err(MaxSmtError::Solver(format!(
+            "polish: {} binary values for a problem with {n_binaries} binaries",
+            f.len()
+        )));
+    }
     let mut model = vars.maximise(objective).using(highs);
     for c in constraints {
         model.add_constraint(c);
