@@ -1,7 +1,8 @@
 //! The last layer `y = b + W·z` and a domain constraint restated over its inputs `z`.
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
-use num_traits::{Signed, Zero};
+use num_traits::{One, Signed, Zero};
 use provenn_dsl::ir::{Assignment, Cmp, Constraint, Formula, Linear, Side, Var};
 
 use crate::rational::q_from_f64;
@@ -63,6 +64,18 @@ pub struct LinForm {
     pub constant: Q,
 }
 
+/// `c·k`, without a gcd when `k` is ±1 (a product of big rationals reduces by two gcds; the
+/// MILP builder and the eliminator negate forms all the time).
+fn times(c: &Q, k: &Q) -> Q {
+    if k.is_one() {
+        c.clone()
+    } else if k.is_integer() && (-k.numer()).is_one() {
+        -c.clone()
+    } else {
+        c * k
+    }
+}
+
 impl LinForm {
     /// A constant.
     pub fn constant(c: Q) -> Self {
@@ -82,24 +95,37 @@ impl LinForm {
         if c.is_zero() {
             return;
         }
-        let e = self.terms.entry(i).or_insert_with(Q::zero);
-        *e += c;
-        if e.is_zero() {
-            self.terms.remove(&i);
+        match self.terms.entry(i) {
+            // Inserted as is: `0 + c` would reduce `c` by a gcd again.
+            Entry::Vacant(v) => {
+                v.insert(c);
+            }
+            Entry::Occupied(mut o) => {
+                *o.get_mut() += c;
+                if o.get().is_zero() {
+                    o.remove();
+                }
+            }
         }
     }
     /// `self + k·other`.
     pub fn add_scaled(&mut self, other: &LinForm, k: &Q) {
         for (i, c) in &other.terms {
-            self.add_term(*i, c * k);
+            self.add_term(*i, times(c, k));
         }
-        self.constant += &other.constant * k;
+        self.constant += times(&other.constant, k);
     }
     /// `k·self`.
     pub fn scaled(&self, k: &Q) -> LinForm {
-        let mut f = LinForm::default();
-        f.add_scaled(self, k);
-        f
+        if k.is_zero() {
+            return LinForm::default();
+        }
+        // Non-zero times non-zero: no term cancels, so the map is built directly (adding into
+        // an empty form cost a second gcd per term).
+        LinForm {
+            terms: self.terms.iter().map(|(i, c)| (*i, times(c, k))).collect(),
+            constant: times(&self.constant, k),
+        }
     }
     /// Whether no variable occurs.
     pub fn is_constant(&self) -> bool {
@@ -697,4 +723,80 @@ fn exact_holds(f: &Formula, z: &[Q], y: &[Q]) -> bool {
 /// The constant of a DSL coefficient (remapped formulas only hold constants).
 pub(crate) fn coef(c: &provenn_dsl::ir::Coef) -> Q {
     c.as_const().cloned().unwrap_or_else(Q::zero)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use num_bigint::BigInt;
+    use proptest::prelude::*;
+
+    /// Rationals with big numerators and denominators, as products of `f64` values produce.
+    fn big_q() -> impl Strategy<Value = Q> {
+        (any::<i64>(), 1u64.., 0u32..140, prop::bool::ANY).prop_map(|(n, d, shift, up)| {
+            let n = BigInt::from(n);
+            let d = BigInt::from(d);
+            let s = BigInt::from(1) << shift;
+            if up {
+                Q::new(n * s, d)
+            } else {
+                Q::new(n, d * s)
+            }
+        })
+    }
+
+    fn form() -> impl Strategy<Value = LinForm> {
+        (prop::collection::vec((0usize..8, big_q()), 0..10), big_q()).prop_map(|(terms, c)| {
+            let mut f = LinForm::constant(c);
+            for (i, q) in terms {
+                f.add_term(i, q);
+            }
+            f
+        })
+    }
+
+    fn factor() -> impl Strategy<Value = Q> {
+        prop_oneof![
+            Just(Q::one()),
+            Just(-Q::one()),
+            Just(Q::zero()),
+            Just(Q::from_integer(BigInt::from(-2))),
+            big_q(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The fast paths of `scaled`, `add_scaled` and `add_term` (no gcd for ±1, direct
+        /// insertion) give the term-wise products and sums, with no zero coefficient kept.
+        #[test]
+        fn scaling_and_adding_are_term_wise(a in form(), b in form(), k in factor()) {
+            let s = a.scaled(&k);
+            prop_assert_eq!(&s.constant, &(&a.constant * &k));
+            let expected: BTreeMap<usize, Q> = a
+                .terms
+                .iter()
+                .map(|(i, c)| (*i, c * &k))
+                .filter(|(_, c)| !c.is_zero())
+                .collect();
+            prop_assert_eq!(&s.terms, &expected);
+
+            let mut sum = a.clone();
+            sum.add_scaled(&b, &k);
+            let mut expected = a.terms.clone();
+            for (i, c) in &b.terms {
+                let e = expected.entry(*i).or_insert_with(Q::zero);
+                *e = &*e + c * &k;
+            }
+            expected.retain(|_, c| !c.is_zero());
+            prop_assert_eq!(&sum.terms, &expected);
+            prop_assert_eq!(&sum.constant, &(&a.constant + &b.constant * &k));
+
+            // Cancellation removes every term.
+            let mut zero = a.clone();
+            zero.add_scaled(&a, &-Q::one());
+            prop_assert!(zero.terms.is_empty() && zero.constant.is_zero());
+        }
+    }
 }
