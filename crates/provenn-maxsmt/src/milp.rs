@@ -109,7 +109,7 @@ impl Lin64 {
 }
 
 /// `v`, or `default` where it is `NaN` (a coefficient `to_f64` could not convert).
-fn or(v: f64, default: f64) -> f64 {
+fn unless_nan(v: f64, default: f64) -> f64 {
     if v.is_nan() {
         default
     } else {
@@ -154,9 +154,9 @@ impl Builder {
     }
 
     fn expr(&self, f: &Lin64) -> Expression {
-        let mut e = Expression::from(or(f.constant, 0.0));
+        let mut e = Expression::from(unless_nan(f.constant, 0.0));
         for (i, c) in &f.terms {
-            e += or(*c, 0.0) * self.cols[*i];
+            e += unless_nan(*c, 0.0) * self.cols[*i];
         }
         e
     }
@@ -179,7 +179,7 @@ impl Builder {
     /// padded by far more than the rounding of its few products and sums (big-M constants
     /// need only be valid, not tight; rational arithmetic here dominated the solve time).
     fn lower_bound(&self, f: &Lin64) -> f64 {
-        let c0 = or(f.constant, f64::NEG_INFINITY);
+        let c0 = unless_nan(f.constant, f64::NEG_INFINITY);
         let (mut lo, mut mag) = (c0, c0.abs());
         for &(i, c) in &f.terms {
             let (l, u) = self.bounds[i];
