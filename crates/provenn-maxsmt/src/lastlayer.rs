@@ -728,31 +728,22 @@ pub(crate) fn coef(c: &provenn_dsl::ir::Coef) -> Q {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rational::big_q;
     use num_bigint::BigInt;
     use proptest::prelude::*;
 
-    /// Rationals with big numerators and denominators, as products of `f64` values produce.
-    fn big_q() -> impl Strategy<Value = Q> {
-        (any::<i64>(), 1u64.., 0u32..140, prop::bool::ANY).prop_map(|(n, d, shift, up)| {
-            let n = BigInt::from(n);
-            let d = BigInt::from(d);
-            let s = BigInt::from(1) << shift;
-            if up {
-                Q::new(n * s, d)
-            } else {
-                Q::new(n, d * s)
-            }
-        })
-    }
-
     fn form() -> impl Strategy<Value = LinForm> {
-        (prop::collection::vec((0usize..8, big_q()), 0..10), big_q()).prop_map(|(terms, c)| {
-            let mut f = LinForm::constant(c);
-            for (i, q) in terms {
-                f.add_term(i, q);
-            }
-            f
-        })
+        (
+            prop::collection::vec((0usize..8, big_q(140)), 0..10),
+            big_q(140),
+        )
+            .prop_map(|(terms, c)| {
+                let mut f = LinForm::constant(c);
+                for (i, q) in terms {
+                    f.add_term(i, q);
+                }
+                f
+            })
     }
 
     fn factor() -> impl Strategy<Value = Q> {
@@ -761,7 +752,7 @@ mod tests {
             Just(-Q::one()),
             Just(Q::zero()),
             Just(Q::from_integer(BigInt::from(-2))),
-            big_q(),
+            big_q(140),
         ]
     }
 

@@ -16,6 +16,7 @@ use provenn_dsl::ir::Cmp;
 
 use crate::eliminate::{EliminatedProblem, QfFormula};
 use crate::lastlayer::{LinAtom, LinForm};
+use crate::rational::q_to_f64;
 use crate::{MaxSmtError, Status, Q};
 
 /// Options of [`solve`].
@@ -92,12 +93,8 @@ struct Lin64 {
 impl Lin64 {
     fn of(f: &LinForm) -> Self {
         Lin64 {
-            constant: f.constant.to_f64().unwrap_or(f64::NAN),
-            terms: f
-                .terms
-                .iter()
-                .map(|(i, c)| (*i, c.to_f64().unwrap_or(f64::NAN)))
-                .collect(),
+            constant: q_to_f64(&f.constant),
+            terms: f.terms.iter().map(|(i, c)| (*i, q_to_f64(c))).collect(),
         }
     }
     fn neg(&self) -> Self {
@@ -471,19 +468,8 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use num_bigint::BigInt;
+    use crate::rational::big_q;
     use proptest::prelude::*;
-
-    fn big_q() -> impl Strategy<Value = Q> {
-        (any::<i64>(), 1u64.., 0u32..1200, prop::bool::ANY).prop_map(|(n, d, shift, up)| {
-            let s = BigInt::from(1) << shift;
-            if up {
-                Q::new(BigInt::from(n) * s, BigInt::from(d))
-            } else {
-                Q::new(BigInt::from(n), BigInt::from(d) * s)
-            }
-        })
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]
@@ -492,8 +478,8 @@ mod tests {
         /// builder relies on it to skip rational negation), also past `f64`'s range.
         #[test]
         fn negating_in_f64_equals_rounding_the_negation(
-            terms in prop::collection::vec((0usize..6, big_q()), 0..8),
-            c in big_q(),
+            terms in prop::collection::vec((0usize..6, big_q(1200)), 0..8),
+            c in big_q(1200),
         ) {
             let mut f = LinForm::constant(c);
             for (i, q) in terms {

@@ -78,6 +78,21 @@ pub(crate) fn model_value(model: &z3::Model, r: &Real) -> Option<Q> {
     parse_real(&v.to_string())
 }
 
+/// Rationals with big numerators and denominators (`i64 · 2^±shift / d`, `shift <
+/// max_shift`), as products of `f64` values produce; for the crate's property tests.
+#[cfg(test)]
+pub(crate) fn big_q(max_shift: u32) -> impl proptest::strategy::Strategy<Value = Q> {
+    use proptest::prelude::*;
+    (any::<i64>(), 1u64.., 0..max_shift, any::<bool>()).prop_map(|(n, d, shift, up)| {
+        let s = BigInt::from(1) << shift;
+        if up {
+            Q::new(BigInt::from(n) * s, BigInt::from(d))
+        } else {
+            Q::new(BigInt::from(n), BigInt::from(d) * s)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
