@@ -311,7 +311,12 @@ impl ConstraintCertifier {
                 floor,
             )?;
             binaries = q.neuron_binaries;
-            let out = self.backend.solve(&q.milp, &solve_opts)?;
+            // The answer is the certificate: its proof claims are confirmed by a second solve.
+            let confirm = SolveOptions {
+                confirm_proofs: true,
+                ..solve_opts
+            };
+            let out = self.backend.solve(&q.milp, &confirm)?;
             solves += 1;
             solver_time += out.time;
             let witness = (!out.values.is_empty())

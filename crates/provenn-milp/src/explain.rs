@@ -439,6 +439,7 @@ impl AbductiveExplainer {
             &SolveOptions {
                 time_limit: self.options.time_limit,
                 objective_target: Some(CLEAR_MARGIN),
+                ..Default::default()
             },
         )?;
         stats.solver_calls += 1;
@@ -671,12 +672,17 @@ pub fn check_explanation(
         Entailment::Counterexample(_) => Some(false),
         Entailment::Unknown => None,
     };
+    // Entailment is a proof claim (every class margin bounded below zero): confirm it with a
+    // second solve. Necessity rests on counterexamples, which are re-validated instead.
     let entailed = decide(entailed_by_class_margins(
         net,
         &fixed_box(None)?,
         explanation.class,
         backend,
-        options,
+        &SolveOptions {
+            confirm_proofs: true,
+            ..*options
+        },
     )?);
     let necessary = explanation
         .features

@@ -8,7 +8,7 @@ use good_lp::solvers::highs::highs;
 use good_lp::SolverModel;
 use highs::HighsModelStatus;
 
-use super::{to_good_lp, Backend, SolveOptions, SolveOutcome, SolveStatus};
+use super::{confirmed, to_good_lp, Backend, SolveOptions, SolveOutcome, SolveStatus};
 use crate::model::{Milp, Sense};
 use crate::MilpError;
 
@@ -29,90 +29,133 @@ impl Backend for Highs {
 
     fn solve(&self, milp: &Milp, options: &SolveOptions) -> Result<SolveOutcome, MilpError> {
         let start = Instant::now();
-        // HiGHS occasionally ends a MIP with "solve error" (e.g. it claims optimality with a
-        // 1e-6 primal infeasibility). Solving again without presolve has fixed every case we
-        // met; if that fails too, nothing is proven and the answer is "unknown".
-        let unknown = |start: Instant| SolveOutcome {
-            status: SolveStatus::Unknown,
-            objective: None,
-            bound: None,
-            values: Vec::new(),
-            time: start.elapsed(),
+        let first = solve_once(milp, options, start, Config::Default)?;
+        let claims_proof = first.status == SolveStatus::Infeasible || first.bound.is_some();
+        if !options.confirm_proofs || !claims_proof {
+            return Ok(first);
+        }
+        // The confirming solve runs without presolve and with another random seed, the two
+        // things that decide which reductions and cuts HiGHS applies; it gets what is left of
+        // the time limit, and nothing is confirmed when none is left.
+        let second = match remaining(options, start) {
+            Some(rest) => solve_once(milp, &rest, Instant::now(), Config::Confirming)?,
+            None => unknown(Instant::now()),
         };
-        let solved = match build(milp, options, false)?.try_solve() {
-            Ok(s) if s.status() != HighsModelStatus::SolveError => s,
-            _ => {
-                // The retry gets what is left of the time limit.
-                let mut rest = *options;
-                if let Some(t) = options.time_limit {
-                    match t.checked_sub(start.elapsed()) {
-                        Some(r) if !r.is_zero() => rest.time_limit = Some(r),
-                        _ => return Ok(unknown(start)),
-                    }
-                }
-                match build(milp, &rest, true)?.try_solve() {
-                    Ok(s) if s.status() != HighsModelStatus::SolveError => s,
-                    _ => return Ok(unknown(start)),
-                }
-            }
-        };
-        let time = start.elapsed();
-        let has_point = solved.primal_solution_status() == highs::HighsSolutionStatus::Feasible;
-        let status = match solved.status() {
-            HighsModelStatus::Optimal => SolveStatus::Optimal,
-            // Every variable of our models is bounded, so "unbounded or infeasible" is infeasible.
-            HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
-                SolveStatus::Infeasible
-            }
-            HighsModelStatus::ReachedTimeLimit
-            | HighsModelStatus::ReachedIterationLimit
-            | HighsModelStatus::ReachedSolutionLimit
-            | HighsModelStatus::ReachedInterrupt
-            | HighsModelStatus::ReachedMemoryLimit
-            | HighsModelStatus::ObjectiveBound
-            | HighsModelStatus::ObjectiveTarget
-            | HighsModelStatus::Unknown => {
-                if has_point {
-                    SolveStatus::Feasible
-                } else {
-                    SolveStatus::Unknown
-                }
-            }
-            other => return Err(MilpError::Solver(format!("HiGHS status {other:?}"))),
-        };
-        let values = if has_point {
-            solved.get_solution().columns().to_vec()
-        } else {
-            Vec::new()
-        };
-        let objective = has_point.then(|| solved.objective_value());
-        let bound = match (status, milp.sense) {
-            (SolveStatus::Infeasible | SolveStatus::Unknown, _) | (_, None) => None,
-            (_, Some(_)) if milp.n_integer() == 0 => {
-                // An LP solved to optimality: the optimum is the objective (up to tolerance).
-                (status == SolveStatus::Optimal).then(|| solved.objective_value())
-            }
-            (_, Some(_)) => solved
-                .double_info_value(c"mip_dual_bound")
-                .ok()
-                .filter(|b| b.is_finite()),
-        };
-        Ok(SolveOutcome {
-            status,
-            objective,
-            bound,
-            values,
-            time,
-        })
+        Ok(confirmed(milp.sense, first, second))
     }
 }
 
-/// The HiGHS model of `milp` with our options (and presolve off when `no_presolve`).
-fn build(
+/// How a solve is configured: HiGHS's defaults (with our options); the confirming
+/// configuration (presolve off, another random seed); or presolve off alone (the retry after
+/// a solve error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Config {
+    Default,
+    Confirming,
+    NoPresolve,
+}
+
+fn unknown(start: Instant) -> SolveOutcome {
+    SolveOutcome {
+        status: SolveStatus::Unknown,
+        objective: None,
+        bound: None,
+        values: Vec::new(),
+        time: start.elapsed(),
+    }
+}
+
+/// `options` with what is left of its time limit after `start` (`None`: nothing left).
+fn remaining(options: &SolveOptions, start: Instant) -> Option<SolveOptions> {
+    let mut rest = *options;
+    if let Some(t) = options.time_limit {
+        match t.checked_sub(start.elapsed()) {
+            Some(r) if !r.is_zero() => rest.time_limit = Some(r),
+            _ => return None,
+        }
+    }
+    Some(rest)
+}
+
+/// One HiGHS run (and its retry without presolve on a solve error).
+fn solve_once(
     milp: &Milp,
     options: &SolveOptions,
-    no_presolve: bool,
-) -> Result<highs::Model, MilpError> {
+    start: Instant,
+    config: Config,
+) -> Result<SolveOutcome, MilpError> {
+    // HiGHS occasionally ends a MIP with "solve error" (e.g. it claims optimality with a
+    // 1e-6 primal infeasibility). Solving again without presolve has fixed every case we
+    // met; if that fails too, nothing is proven and the answer is "unknown".
+    let solved = match build(milp, options, config)?.try_solve() {
+        Ok(s) if s.status() != HighsModelStatus::SolveError => s,
+        _ => {
+            let Some(rest) = remaining(options, start) else {
+                return Ok(unknown(start));
+            };
+            let retry = if config == Config::Default {
+                Config::NoPresolve
+            } else {
+                config
+            };
+            match build(milp, &rest, retry)?.try_solve() {
+                Ok(s) if s.status() != HighsModelStatus::SolveError => s,
+                _ => return Ok(unknown(start)),
+            }
+        }
+    };
+    let time = start.elapsed();
+    let has_point = solved.primal_solution_status() == highs::HighsSolutionStatus::Feasible;
+    let status = match solved.status() {
+        HighsModelStatus::Optimal => SolveStatus::Optimal,
+        // Every variable of our models is bounded, so "unbounded or infeasible" is infeasible.
+        HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
+            SolveStatus::Infeasible
+        }
+        HighsModelStatus::ReachedTimeLimit
+        | HighsModelStatus::ReachedIterationLimit
+        | HighsModelStatus::ReachedSolutionLimit
+        | HighsModelStatus::ReachedInterrupt
+        | HighsModelStatus::ReachedMemoryLimit
+        | HighsModelStatus::ObjectiveBound
+        | HighsModelStatus::ObjectiveTarget
+        | HighsModelStatus::Unknown => {
+            if has_point {
+                SolveStatus::Feasible
+            } else {
+                SolveStatus::Unknown
+            }
+        }
+        other => return Err(MilpError::Solver(format!("HiGHS status {other:?}"))),
+    };
+    let values = if has_point {
+        solved.get_solution().columns().to_vec()
+    } else {
+        Vec::new()
+    };
+    let objective = has_point.then(|| solved.objective_value());
+    let bound = match (status, milp.sense) {
+        (SolveStatus::Infeasible | SolveStatus::Unknown, _) | (_, None) => None,
+        (_, Some(_)) if milp.n_integer() == 0 => {
+            // An LP solved to optimality: the optimum is the objective (up to tolerance).
+            (status == SolveStatus::Optimal).then(|| solved.objective_value())
+        }
+        (_, Some(_)) => solved
+            .double_info_value(c"mip_dual_bound")
+            .ok()
+            .filter(|b| b.is_finite()),
+    };
+    Ok(SolveOutcome {
+        status,
+        objective,
+        bound,
+        values,
+        time,
+    })
+}
+
+/// The HiGHS model of `milp` with our options in configuration `config`.
+fn build(milp: &Milp, options: &SolveOptions, config: Config) -> Result<highs::Model, MilpError> {
     let parts = to_good_lp(milp);
     let unsolved = match milp.sense {
         Some(Sense::Maximise) => parts.vars.maximise(parts.objective),
@@ -173,9 +216,13 @@ fn build(
         };
         set(&mut model, r, &k)?;
     }
-    if no_presolve {
+    if config != Config::Default {
         let r = model.try_set_option("presolve", "off");
         set(&mut model, r, "presolve")?;
+    }
+    if config == Config::Confirming {
+        let r = model.try_set_option("random_seed", 1);
+        set(&mut model, r, "random_seed")?;
     }
     Ok(model)
 }

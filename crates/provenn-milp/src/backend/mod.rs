@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use good_lp::{Expression, ProblemVariables, Variable};
 
-use crate::model::{Milp, Row};
+use crate::model::{Milp, Row, Sense};
 use crate::MilpError;
 
 #[cfg(feature = "highs")]
@@ -27,6 +27,12 @@ pub struct SolveOptions {
     /// Stop as soon as a point with objective strictly better than this is found (status
     /// [`SolveStatus::Feasible`]); backends without support solve to optimality.
     pub objective_target: Option<f64>,
+    /// Confirm every proof claim (infeasibility, a bound on the optimum) by a second,
+    /// differently configured solve, and report only what both solves prove. MILP solvers
+    /// have had bugs that declare feasible problems infeasible (HiGHS 1.15.0 did so on a
+    /// 17-variable ReLU query, with presolve and cuts); certificates pay for a second solve
+    /// rather than rest on one run. Backends with a single configuration ignore it.
+    pub confirm_proofs: bool,
 }
 
 /// What the solver established.
@@ -56,6 +62,74 @@ pub struct SolveOutcome {
     pub values: Vec<f64>,
     /// Time spent in the solver.
     pub time: Duration,
+}
+
+/// What two solves of the same problem prove together: infeasibility only if both say so, the
+/// weaker of the two bounds, the better of the two points. A point found by either solve is
+/// kept (callers re-validate points); a claim the second solve contradicts or cannot confirm
+/// is dropped.
+pub(crate) fn confirmed(
+    sense: Option<Sense>,
+    first: SolveOutcome,
+    second: SolveOutcome,
+) -> SolveOutcome {
+    let time = first.time + second.time;
+    let has_point = |o: &SolveOutcome| !o.values.is_empty();
+    if first.status == SolveStatus::Infeasible {
+        return match second.status {
+            SolveStatus::Infeasible => SolveOutcome { time, ..first },
+            _ if has_point(&second) => SolveOutcome {
+                // The second solve contradicts the first: its point is all that is known.
+                status: SolveStatus::Feasible,
+                bound: None,
+                time,
+                ..second
+            },
+            _ => SolveOutcome {
+                status: SolveStatus::Unknown,
+                bound: None,
+                time,
+                ..first
+            },
+        };
+    }
+    let maximise = sense == Some(Sense::Maximise);
+    let bound = match (first.bound, second.bound, second.status) {
+        (_, _, SolveStatus::Infeasible) => None,
+        (Some(a), Some(b), _) => Some(if maximise { a.max(b) } else { a.min(b) }),
+        _ => None,
+    };
+    let better = |a: &SolveOutcome, b: &SolveOutcome| match (a.objective, b.objective) {
+        (Some(x), Some(y)) => {
+            if maximise {
+                y > x
+            } else {
+                y < x
+            }
+        }
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    let both_optimal =
+        first.status == SolveStatus::Optimal && second.status == SolveStatus::Optimal;
+    let point = if has_point(&second) && better(&first, &second) {
+        second
+    } else {
+        first
+    };
+    let status = if both_optimal && bound.is_some() {
+        SolveStatus::Optimal
+    } else if has_point(&point) {
+        SolveStatus::Feasible
+    } else {
+        SolveStatus::Unknown
+    };
+    SolveOutcome {
+        status,
+        bound,
+        time,
+        ..point
+    }
 }
 
 /// A MILP solver.
@@ -134,5 +208,72 @@ pub(crate) fn to_good_lp(milp: &Milp) -> GoodLpParts {
         columns,
         objective,
         constraints,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn outcome() -> impl Strategy<Value = SolveOutcome> {
+        let status = prop_oneof![
+            Just(SolveStatus::Optimal),
+            Just(SolveStatus::Infeasible),
+            Just(SolveStatus::Feasible),
+            Just(SolveStatus::Unknown),
+        ];
+        (status, -5.0..5.0f64, 0.0..3.0f64, any::<bool>()).prop_map(|(status, obj, gap, bound)| {
+            let point = matches!(status, SolveStatus::Optimal | SolveStatus::Feasible);
+            SolveOutcome {
+                status,
+                objective: point.then_some(obj),
+                // A bound at or beyond the point (for maximisation), as a solver reports it.
+                bound: (point && (bound || status == SolveStatus::Optimal)).then_some(
+                    obj + if status == SolveStatus::Optimal {
+                        0.0
+                    } else {
+                        gap
+                    },
+                ),
+                values: if point { vec![obj] } else { Vec::new() },
+                time: Duration::from_millis(1),
+            }
+        })
+    }
+
+    proptest! {
+        /// Two runs together never prove more than each proves alone: infeasible only if both
+        /// say so, a bound only if both give one and no weaker than either; and a point either
+        /// run found is never lost.
+        #[test]
+        fn confirmed_claims_no_more_than_either_run(
+            first in outcome(),
+            second in outcome(),
+            maximise in any::<bool>(),
+        ) {
+            let sense = Some(if maximise { Sense::Maximise } else { Sense::Minimise });
+            let c = confirmed(sense, first.clone(), second.clone());
+            if c.status == SolveStatus::Infeasible {
+                prop_assert!(first.status == SolveStatus::Infeasible);
+                prop_assert!(second.status == SolveStatus::Infeasible);
+            }
+            if let Some(b) = c.bound {
+                let (b1, b2) = (first.bound.unwrap(), second.bound.unwrap());
+                if maximise {
+                    prop_assert!(b >= b1 && b >= b2);
+                } else {
+                    prop_assert!(b <= b1 && b <= b2);
+                }
+            }
+            if c.status == SolveStatus::Optimal {
+                prop_assert!(first.status == SolveStatus::Optimal);
+                prop_assert!(second.status == SolveStatus::Optimal);
+            }
+            let found = !first.values.is_empty() || !second.values.is_empty();
+            prop_assert_eq!(!c.values.is_empty(), found);
+            prop_assert_eq!(c.objective.is_some(), found);
+            prop_assert_eq!(c.time, first.time + second.time);
+        }
     }
 }
