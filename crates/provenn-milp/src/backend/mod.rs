@@ -64,41 +64,39 @@ pub struct SolveOutcome {
     pub time: Duration,
 }
 
-/// What two solves of the same problem prove together: infeasibility only if both say so, the
-/// weaker of the two bounds, the better of the two points. A point found by either solve is
-/// kept (callers re-validate points); a claim the second solve contradicts or cannot confirm
-/// is dropped.
+/// What two solves of the same problem prove together: infeasibility only if both say so, and
+/// otherwise the weaker of the two bounds, where "infeasible" bounds the optimum by anything
+/// (so a run that proves infeasibility and one that proves `≤ b` together prove `≤ b`, as
+/// happens when one run accepts a point within its tolerances that the other rejects). Either
+/// run without a proof leaves no bound. A point found by either run is kept (the better one);
+/// callers re-validate points.
 pub(crate) fn confirmed(
     sense: Option<Sense>,
     first: SolveOutcome,
     second: SolveOutcome,
 ) -> SolveOutcome {
     let time = first.time + second.time;
-    let has_point = |o: &SolveOutcome| !o.values.is_empty();
-    if first.status == SolveStatus::Infeasible {
-        return match second.status {
-            SolveStatus::Infeasible => SolveOutcome { time, ..first },
-            _ if has_point(&second) => SolveOutcome {
-                // The second solve contradicts the first: its point is all that is known.
-                status: SolveStatus::Feasible,
-                bound: None,
-                time,
-                ..second
-            },
-            _ => SolveOutcome {
-                status: SolveStatus::Unknown,
-                bound: None,
-                time,
-                ..first
-            },
-        };
+    let infeasible = |o: &SolveOutcome| o.status == SolveStatus::Infeasible;
+    if infeasible(&first) && infeasible(&second) {
+        return SolveOutcome { time, ..first };
     }
     let maximise = sense == Some(Sense::Maximise);
-    let bound = match (first.bound, second.bound, second.status) {
-        (_, _, SolveStatus::Infeasible) => None,
-        (Some(a), Some(b), _) => Some(if maximise { a.max(b) } else { a.min(b) }),
+    let claim = |o: &SolveOutcome| {
+        if infeasible(o) {
+            Some(if maximise {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            })
+        } else {
+            o.bound
+        }
+    };
+    let bound = match (claim(&first), claim(&second)) {
+        (Some(a), Some(b)) => Some(if maximise { a.max(b) } else { a.min(b) }),
         _ => None,
     };
+    let has_point = |o: &SolveOutcome| !o.values.is_empty();
     let better = |a: &SolveOutcome, b: &SolveOutcome| match (a.objective, b.objective) {
         (Some(x), Some(y)) => {
             if maximise {
@@ -110,19 +108,19 @@ pub(crate) fn confirmed(
         (None, Some(_)) => true,
         _ => false,
     };
-    let both_optimal =
-        first.status == SolveStatus::Optimal && second.status == SolveStatus::Optimal;
+    let proven_optimal = |o: &SolveOutcome| o.status == SolveStatus::Optimal || infeasible(o);
+    let both_optimal = proven_optimal(&first) && proven_optimal(&second);
     let point = if has_point(&second) && better(&first, &second) {
         second
     } else {
         first
     };
-    let status = if both_optimal && bound.is_some() {
-        SolveStatus::Optimal
-    } else if has_point(&point) {
-        SolveStatus::Feasible
-    } else {
+    let status = if !has_point(&point) {
         SolveStatus::Unknown
+    } else if both_optimal && bound.is_some() {
+        SolveStatus::Optimal
+    } else {
+        SolveStatus::Feasible
     };
     SolveOutcome {
         status,
@@ -258,17 +256,19 @@ mod tests {
                 prop_assert!(first.status == SolveStatus::Infeasible);
                 prop_assert!(second.status == SolveStatus::Infeasible);
             }
+            // What one run proves about the optimum: infeasibility proves every bound.
+            let proves = |o: &SolveOutcome, b: f64| {
+                o.status == SolveStatus::Infeasible
+                    || o.bound.is_some_and(|ob| if maximise { ob <= b } else { ob >= b })
+            };
             if let Some(b) = c.bound {
-                let (b1, b2) = (first.bound.unwrap(), second.bound.unwrap());
-                if maximise {
-                    prop_assert!(b >= b1 && b >= b2);
-                } else {
-                    prop_assert!(b <= b1 && b <= b2);
-                }
+                prop_assert!(proves(&first, b) && proves(&second, b));
+                prop_assert!(b.is_finite());
             }
             if c.status == SolveStatus::Optimal {
-                prop_assert!(first.status == SolveStatus::Optimal);
-                prop_assert!(second.status == SolveStatus::Optimal);
+                prop_assert!(first.status != SolveStatus::Feasible);
+                prop_assert!(second.status != SolveStatus::Feasible);
+                prop_assert!(c.bound.is_some());
             }
             let found = !first.values.is_empty() || !second.values.is_empty();
             prop_assert_eq!(!c.values.is_empty(), found);
