@@ -262,8 +262,11 @@ impl ConstraintCertifier {
                 )));
             }
         }
+        // Everything the certificate rests on — the neuron bounds the encoding trusts (MILP/LP
+        // tightening) and the violation query's answer — is confirmed by a second solve.
         let solve_opts = SolveOptions {
             time_limit: self.options.time_limit,
+            confirm_proofs: true,
             ..Default::default()
         };
         let mut solves = 0;
@@ -311,12 +314,7 @@ impl ConstraintCertifier {
                 floor,
             )?;
             binaries = q.neuron_binaries;
-            // The answer is the certificate: its proof claims are confirmed by a second solve.
-            let confirm = SolveOptions {
-                confirm_proofs: true,
-                ..solve_opts
-            };
-            let out = self.backend.solve(&q.milp, &confirm)?;
+            let out = self.backend.solve(&q.milp, &solve_opts)?;
             solves += 1;
             solver_time += out.time;
             let witness = (!out.values.is_empty())
