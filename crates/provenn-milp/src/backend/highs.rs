@@ -56,6 +56,7 @@ enum Config {
     NoPresolve,
 }
 
+/// Nothing proven, nothing found.
 fn unknown(start: Instant) -> SolveOutcome {
     SolveOutcome {
         status: SolveStatus::Unknown,
@@ -90,16 +91,13 @@ fn solve_once(
     // met; if that fails too, nothing is proven and the answer is "unknown".
     let solved = match build(milp, options, config)?.try_solve() {
         Ok(s) if s.status() != HighsModelStatus::SolveError => s,
+        // Presolve was already off: the same run again would end the same way.
+        _ if config != Config::Default => return Ok(unknown(start)),
         _ => {
             let Some(rest) = remaining(options, start) else {
                 return Ok(unknown(start));
             };
-            let retry = if config == Config::Default {
-                Config::NoPresolve
-            } else {
-                config
-            };
-            match build(milp, &rest, retry)?.try_solve() {
+            match build(milp, &rest, Config::NoPresolve)?.try_solve() {
                 Ok(s) if s.status() != HighsModelStatus::SolveError => s,
                 _ => return Ok(unknown(start)),
             }
