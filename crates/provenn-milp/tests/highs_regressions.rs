@@ -7,7 +7,7 @@ use provenn_milp::{default_backend, Milp, Sense, SolveOptions, SolveStatus, VarI
 
 type RowSpec = (&'static [(usize, f64)], f64, f64);
 
-fn milp(vars: &[(f64, f64, bool)], rows: &[RowSpec], objective: usize) -> (Milp, Vec<VarId>) {
+fn milp(vars: &[(f64, f64, bool)], rows: &[RowSpec], objective: usize) -> Milp {
     let mut m = Milp::new();
     let v: Vec<VarId> = vars
         .iter()
@@ -21,7 +21,7 @@ fn milp(vars: &[(f64, f64, bool)], rows: &[RowSpec], objective: usize) -> (Milp,
         );
     }
     m.set_objective(Sense::Maximise, vec![(v[objective], 1.0)]);
-    (m, v)
+    m
 }
 
 /// The Box+simplify explanation query of `milp_explanations` seed 18082714022601036175
@@ -192,7 +192,7 @@ fn relu_disjunction_query_is_feasible() {
         ),
         (&[(15, 1.0), (16, 1.0)], 1.0, f64::INFINITY),
     ];
-    let (m, _) = milp(vars, rows, 14);
+    let m = milp(vars, rows, 14);
     // The network at x = (0.99392, 1, 0.020168, 0): hidden layer 1 (−1.157, 1.515, −2.363, 0)
     // → ReLU, layer 2 (−0.937, 0.443) → ReLU, outputs (0.02489, −0.05614, −0.01650): class 0
     // leads class 2 by 0.0414. Variables: inputs, (post, indicator) of the three unstable
