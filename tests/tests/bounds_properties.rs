@@ -351,3 +351,35 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// `bounds_with_coefficients` gives the same bounds as `bounds`, and on linear networks
+    /// its input coefficients are the linear map `C·W_L⋯W_1` (skip columns excluded).
+    #[test]
+    fn crown_coefficients_of_linear_networks_are_the_linear_map(seed in any::<u64>()) {
+        let c = build(seed, 4, 16, &[4]);
+        let plain = CrownBounds.bounds(&c.net, &c.domain, Some(&c.spec));
+        let with = CrownBounds.bounds_with_coefficients(&c.net, &c.domain, Some(&c.spec));
+        let (Ok(plain), Ok((b, a))) = (plain, with) else {
+            return Ok(()); // overflow, covered by the soundness properties
+        };
+        prop_assert_eq!(&b.spec().unwrap().lower, &plain.spec().unwrap().lower);
+        prop_assert_eq!(&b.spec().unwrap().upper, &plain.spec().unwrap().upper);
+        let a = a.expect("the output layer is linear");
+        let layers = c.net.layers();
+        let last = layers.len() - 1;
+        let w_last = layers[last].weights();
+        let base = w_last.ncols() - c.net.skip_features().len();
+        let mut m = &c.spec * w_last.columns(0, base);
+        for layer in layers[..last].iter().rev() {
+            m = &m * layer.weights();
+        }
+        prop_assert_eq!(a.shape(), m.shape());
+        let scale = m.iter().fold(1.0f64, |s, v| s.max(v.abs()));
+        for (x, y) in a.iter().zip(m.iter()) {
+            prop_assert!((x - y).abs() <= 1e-9 * scale, "{x} vs {y}");
+        }
+    }
+}

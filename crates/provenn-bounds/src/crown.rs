@@ -103,8 +103,15 @@ impl Context<'_> {
         }
     }
 
-    /// Lower bounds of each row of `Λ·z_kk` (real and f64 values) over the input box.
-    fn lower(&self, mut lam: DMatrix<f64>, kk: usize) -> Vec<f64> {
+    /// Lower bounds of each row of `Λ·z_kk` (real and f64 values) over the input box; when
+    /// `coefs` is given, it receives the input-space coefficients of each row's linear lower
+    /// bound (skip features excluded).
+    fn lower_with_coefficients(
+        &self,
+        mut lam: DMatrix<f64>,
+        kk: usize,
+        mut coefs: Option<&mut DMatrix<f64>>,
+    ) -> Vec<f64> {
         let m = lam.nrows();
         let last = self.layers.len() - 1;
         let mut beta = vec![0.0f64; m];
@@ -170,6 +177,9 @@ impl Context<'_> {
                 for (rr, b) in beta.iter_mut().enumerate() {
                     *b = down(*b + lin_lower(lam_in.row(rr).iter().copied(), &c, &r));
                 }
+                if let Some(out) = coefs.as_deref_mut() {
+                    *out = lam_in;
+                }
                 return beta;
             }
             // Relax the activation of layer j − 1.
@@ -215,11 +225,22 @@ impl Context<'_> {
 
     /// Lower and upper bounds of `Λ·z_kk` via one backward pass over `[Λ; −Λ]`.
     fn two_sided(&self, lam: &DMatrix<f64>, kk: usize) -> Interval {
+        self.two_sided_with_coefficients(lam, kk, None)
+    }
+
+    /// As [`Context::two_sided`]; `coefs` receives the input coefficients of the lower-bound
+    /// rows followed by those of the upper-bound rows (negated).
+    fn two_sided_with_coefficients(
+        &self,
+        lam: &DMatrix<f64>,
+        kk: usize,
+        coefs: Option<&mut DMatrix<f64>>,
+    ) -> Interval {
         let m = lam.nrows();
         let mut stacked = DMatrix::zeros(2 * m, lam.ncols());
         stacked.rows_mut(0, m).copy_from(lam);
         stacked.rows_mut(m, m).copy_from(&(-lam));
-        let v = self.lower(stacked, kk);
+        let v = self.lower_with_coefficients(stacked, kk, coefs);
         Interval {
             lower: v[..m].to_vec(),
             upper: v[m..].iter().map(|x| -x).collect(),
@@ -234,6 +255,22 @@ impl BoundPropagator for CrownBounds {
         input: &InputBox,
         spec: Option<&DMatrix<f64>>,
     ) -> Result<NetworkBounds, BoundsError> {
+        Ok(self.bounds_with_coefficients(net, input, spec)?.0)
+    }
+}
+
+impl CrownBounds {
+    /// As [`BoundPropagator::bounds`], and, when `spec = C` is given and the output layer is
+    /// linear, the input-space coefficients `A` of CROWN's linear lower bound `C·y ≥ A·x + b`
+    /// (one row per row of `C`, skip features excluded). `A` is what CROWN back-substituted,
+    /// without padding: for heuristics such as choosing which input to split, not for proofs
+    /// (the returned bounds are the proofs).
+    pub fn bounds_with_coefficients(
+        &self,
+        net: &Mlp,
+        input: &InputBox,
+        spec: Option<&DMatrix<f64>>,
+    ) -> Result<(NetworkBounds, Option<DMatrix<f64>>), BoundsError> {
         check_input(net, input)?;
         check_spec(net, spec)?;
         let layers = prepare(net);
@@ -268,22 +305,28 @@ impl BoundPropagator for CrownBounds {
                 post: ctx.post(j),
             })
             .collect();
+        let mut coefficients = None;
         let spec_bounds = spec.map(|c| {
             let mut s = spec_from_box(c, &out_layers[last].post);
             if layers[last].act == Activation::Identity {
                 // C·y = C·z_L: back-substitute C directly (tighter than bounding y first).
-                s.intersect(&ctx.two_sided(c, last));
+                let mut a = DMatrix::zeros(0, 0);
+                s.intersect(&ctx.two_sided_with_coefficients(c, last, Some(&mut a)));
+                coefficients = Some(a.rows(0, c.nrows()).into_owned());
             }
             if let Some(i) = ibp.spec.as_ref() {
                 s.intersect(i);
             }
             s
         });
-        Ok(NetworkBounds {
-            input: ibp.input.clone(),
-            layers: out_layers,
-            skip_features: net.skip_features().to_vec(),
-            spec: spec_bounds,
-        })
+        Ok((
+            NetworkBounds {
+                input: ibp.input.clone(),
+                layers: out_layers,
+                skip_features: net.skip_features().to_vec(),
+                spec: spec_bounds,
+            },
+            coefficients,
+        ))
     }
 }

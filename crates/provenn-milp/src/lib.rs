@@ -48,6 +48,7 @@ mod falsify;
 mod formula;
 pub mod metrics;
 pub mod model;
+mod split;
 pub mod tighten;
 pub mod verify;
 
@@ -56,7 +57,7 @@ pub use certify::{Certificate, CertifyOptions, CertifyReport, ConstraintCertifie
 pub use encoding::{encode_network, EncodedNetwork, EncodingStats, Lin, NeuronBounds};
 pub use explain::{
     check_explanation, entailed_by_class_margins, predicted_class, AbductiveExplainer, Entailment,
-    ExplainMode, ExplainOptions, ExplainStats, Explanation, ExplanationCheck,
+    ExplainMode, ExplainOptions, ExplainStats, Explanation, ExplanationCheck, DEFAULT_SPLIT_BUDGET,
 };
 pub use metrics::{adversity_index, constraint_accuracy, AdversityIndex};
 pub use model::{Milp, Sense, VarId};

@@ -221,7 +221,7 @@ fn dnf(f: &Formula, n_in: usize, n_out: usize) -> Result<Vec<Disjunct>, MilpErro
 }
 
 /// The lower and upper halves of `bx` cut at the midpoint of input `j`.
-fn bisect(bx: &InputBox, j: usize) -> Option<(InputBox, InputBox)> {
+pub(crate) fn bisect(bx: &InputBox, j: usize) -> Option<(InputBox, InputBox)> {
     let (lo, hi) = (bx.lower(), bx.upper());
     let mid = 0.5 * (lo[j] + hi[j]);
     let (mut u1, mut l2) = (hi.to_vec(), lo.to_vec());

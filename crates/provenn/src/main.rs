@@ -186,6 +186,9 @@ struct ExplainArgs {
     /// Use interval bounds only in the Box modes (as the reference), not CROWN as well.
     #[arg(long)]
     no_crown: bool,
+    /// Pieces input-splitting branch and bound may open per query before the MILP (0: off).
+    #[arg(long, default_value_t = provenn::milp::DEFAULT_SPLIT_BUDGET)]
+    split_budget: usize,
 }
 
 #[derive(Args)]
@@ -860,6 +863,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
             time_limit,
             falsify: !a.no_falsify,
             crown: !a.no_crown,
+            split_budget: a.split_budget,
         },
     )?;
     let g = explainer.global_bounds();
@@ -891,13 +895,14 @@ fn explain(a: ExplainArgs) -> Result<()> {
             .map(|&j| d.schema.features[j].name.as_str())
             .collect();
         println!(
-            "row {r}: class {} explained by {} of {} features {:?} ({} solver calls, {} freed by Box, {:.2?})",
+            "row {r}: class {} explained by {} of {} features {:?} ({} solver calls, {} freed by Box, {} decided by input splitting, {:.2?})",
             names(e.class),
             e.features.len(),
             x.len(),
             feats,
             e.stats.solver_calls,
             e.stats.box_frees,
+            e.stats.split_decided,
             e.stats.time
         );
         if e.stats.unvalidated + e.stats.timeouts > 0 {
