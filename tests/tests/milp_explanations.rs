@@ -96,9 +96,11 @@ proptest! {
         // Input splitting off, with a budget small enough to run out (then the MILP decides),
         // or with the default.
         let split_budget = [0, rng.gen_range(1..40), provenn_milp::DEFAULT_SPLIT_BUDGET][rng.gen_range(0..3)];
+        let lp_tighten = rng.gen_bool(0.5);
         for mode in ExplainMode::ALL {
             let ex = AbductiveExplainer::new(&net, domain.clone(), ExplainOptions {
                 mode, tightening, time_limit: None, falsify, crown: !falsify, split_budget,
+                lp_tighten,
             }).unwrap();
             let e = ex.explain(&x).unwrap();
             prop_assert_eq!(e.class, class);

@@ -99,6 +99,10 @@ pub struct ExplainOptions {
     /// of budget in an explanation, later steps of that explanation (which free more features)
     /// skip it.
     pub split_budget: usize,
+    /// In mode `BoxSimplify`, before each MILP, tighten the neuron bounds on the query box
+    /// with one LP per unstable neuron and side (proven bounds only, padded as in
+    /// [`Tightening::Lp`]). Not in the reference; it changes no answer.
+    pub lp_tighten: bool,
 }
 
 impl Default for ExplainOptions {
@@ -110,6 +114,7 @@ impl Default for ExplainOptions {
             falsify: true,
             crown: true,
             split_budget: DEFAULT_SPLIT_BUDGET,
+            lp_tighten: true,
         }
     }
 }
@@ -132,6 +137,8 @@ pub struct ExplainStats {
     pub split_decided: usize,
     /// Pieces input splitting opened (CROWN calls), decided or not.
     pub split_pieces: usize,
+    /// LPs solved to tighten query-box bounds before MILPs (not in `solver_calls`).
+    pub lp_solves: usize,
     /// Time in the solver.
     pub solver_time: Duration,
     /// Total time.
@@ -155,6 +162,7 @@ impl ExplainStats {
         self.falsified += o.falsified;
         self.split_decided += o.split_decided;
         self.split_pieces += o.split_pieces;
+        self.lp_solves += o.lp_solves;
         self.solver_time += o.solver_time;
         self.time += o.time;
         self.unvalidated += o.unvalidated;
@@ -473,6 +481,22 @@ impl AbductiveExplainer {
                 }
                 SplitAnswer::Undecided => *split = false,
             }
+        }
+        if self.options.lp_tighten && mode == ExplainMode::BoxSimplify {
+            // Two LPs per unstable neuron on the query box cost about 60 ms on Digits 6L-12N
+            // and made its hard MILPs (12–17 free features) about 1.8× faster.
+            let t = global_bounds(
+                &self.net,
+                &qbox,
+                Tightening::Lp,
+                &*self.backend,
+                &SolveOptions {
+                    time_limit: self.options.time_limit,
+                    ..Default::default()
+                },
+            )?;
+            stats.lp_solves += t.solves;
+            bounds = std::borrow::Cow::Owned(bounds.merged(&t.bounds).0);
         }
         let q = disjunction_query(&self.net, &qbox, &bounds, class)?;
         stats.encoded.stable += q.stats.stable;

@@ -189,6 +189,9 @@ struct ExplainArgs {
     /// Pieces input-splitting branch and bound may open per query before the MILP (0: off).
     #[arg(long, default_value_t = provenn::milp::DEFAULT_SPLIT_BUDGET)]
     split_budget: usize,
+    /// Do not tighten neuron bounds on each query box by LP before its MILP (box-simplify).
+    #[arg(long)]
+    no_lp_tighten: bool,
 }
 
 #[derive(Args)]
@@ -864,6 +867,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
             falsify: !a.no_falsify,
             crown: !a.no_crown,
             split_budget: a.split_budget,
+            lp_tighten: !a.no_lp_tighten,
         },
     )?;
     let g = explainer.global_bounds();
