@@ -237,7 +237,7 @@ pub fn predicted_class(y: &[f64]) -> usize {
 }
 
 /// Whether some class other than `class` scores at least as high in `y`.
-fn contradicts(y: &[f64], class: usize) -> bool {
+pub(crate) fn contradicts(y: &[f64], class: usize) -> bool {
     y.iter()
         .enumerate()
         .any(|(j, v)| j != class && *v >= y[class])
