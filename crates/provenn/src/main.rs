@@ -937,13 +937,15 @@ fn explain(a: ExplainArgs) -> Result<()> {
     }
     let s = ExplainStats::total(&all);
     println!(
-        "{} explanations in {:.2?} ({} mode): {} solver calls, solver time {:.2?}, {} features freed by Box",
+        "{} explanations in {:.2?} ({} mode): {} solver calls, solver time {:.2?}, {} features freed by Box, {} queries decided by input splitting, {} LPs tightening query bounds",
         all.len(),
         t0.elapsed(),
         mode.name(),
         s.solver_calls,
         s.solver_time,
-        s.box_frees
+        s.box_frees,
+        s.split_decided,
+        s.lp_solves
     );
     Ok(())
 }

@@ -246,13 +246,11 @@ impl Experiment for XaiTable1 {
             let bounds_time = t0.elapsed().as_secs_f64();
             let global_stats = base.global_stats();
             let mut runs = Vec::new();
+            // The library's default explainer, on the same global bounds and time limit.
             let provenn_default = base.with_options(ExplainOptions {
-                mode: ExplainMode::BoxSimplify,
-                falsify: true,
-                crown: true,
-                split_budget: DEFAULT_SPLIT_BUDGET,
-                lp_tighten: true,
-                ..base.options().clone()
+                tightening: base.options().tightening,
+                time_limit: base.options().time_limit,
+                ..ExplainOptions::default()
             });
             let explainers = ExplainMode::ALL
                 .into_iter()
