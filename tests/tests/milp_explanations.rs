@@ -5,7 +5,9 @@
 //! `o_j − o_c` on bounds propagated for that subset's box). Replaying the deletion algorithm on
 //! that table gives the expected explanation; all three explainer modes must return it, and the
 //! explanation must pass `check_explanation` (entailed; each kept feature necessary, with a
-//! counterexample re-validated in f64).
+//! counterexample re-validated in f64) and carry a witness for every kept feature, while
+//! tampered copies (misplaced witnesses, a freeable feature added, a kept feature dropped) must
+//! not pass.
 use nalgebra::DVector;
 use proptest::prelude::*;
 use provenn_bounds::InputBox;
@@ -106,10 +108,70 @@ proptest! {
             prop_assert_eq!(e.class, class);
             prop_assert_eq!(&e.features, &expected, "mode {}", mode.name());
             prop_assert_eq!(e.stats.unvalidated + e.stats.timeouts, 0);
+            // Every kept feature carries the counterexample that kept it.
+            prop_assert!(e.witnesses.iter().all(Option::is_some));
             if mode == ExplainMode::BoxSimplify {
                 let check = check_explanation(&net, &domain, &x, &e, &*backend, &opts).unwrap();
                 prop_assert!(check.is_valid(), "{:?}", check);
+                prop_assert_eq!(check.by_witness, e.features.len());
+                tampered_explanations_fail(&net, &domain, &x, &e, mask, &*backend)?;
             }
         }
     }
+}
+
+/// The checker must not take an explanation's word for anything: witnesses that are not
+/// counterexamples for their feature are re-decided, a feature that can be freed is caught, and
+/// so is a kept set that does not entail the class.
+fn tampered_explanations_fail(
+    net: &Mlp,
+    domain: &InputBox,
+    x: &[f64],
+    e: &provenn_milp::Explanation,
+    mask: u32,
+    backend: &dyn provenn_milp::Backend,
+) -> Result<(), TestCaseError> {
+    let n = x.len();
+    let opts = SolveOptions::default();
+    let check = |t: &provenn_milp::Explanation| {
+        check_explanation(net, domain, x, t, backend, &opts).unwrap()
+    };
+    // Witnesses rotated to the wrong features, or replaced by the instance itself (which never
+    // loses): the checker decides necessity by MILP and still finds the explanation valid.
+    let mut t = e.clone();
+    if !t.witnesses.is_empty() {
+        t.witnesses.rotate_left(1);
+    }
+    let c = check(&t);
+    prop_assert!(c.is_valid(), "{:?}", c);
+    t.witnesses = vec![Some(x.to_vec()); t.features.len()];
+    let c = check(&t);
+    prop_assert!(c.is_valid() && c.by_witness == 0, "{:?}", c);
+    // A freed feature added back: not necessary. Its "witness" is another feature's real
+    // counterexample, which loses in f64 but differs from x on a kept feature (the kept set
+    // entails the class), so it lies outside this feature's box; without one, the instance.
+    if let Some(extra) = (0..n).find(|&i| mask & (1 << i) == 0) {
+        let mut t = e.clone();
+        let at = t.features.partition_point(|&i| i < extra);
+        let fake = e
+            .witnesses
+            .first()
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| x.to_vec());
+        t.features.insert(at, extra);
+        t.witnesses.insert(at, Some(fake));
+        let c = check(&t);
+        prop_assert!(c.is_refuted(), "{:?}", c);
+        prop_assert_eq!(c.necessary[at], Some(false));
+    }
+    // A kept feature dropped (witness and all): the rest no longer entails the class.
+    if !e.features.is_empty() {
+        let mut t = e.clone();
+        t.features.remove(0);
+        t.witnesses.remove(0);
+        let c = check(&t);
+        prop_assert!(c.is_refuted() && c.entailed == Some(false), "{:?}", c);
+    }
+    Ok(())
 }

@@ -139,7 +139,7 @@ pub struct ExplainStats {
     pub split_pieces: usize,
     /// LPs solved to tighten query-box bounds before MILPs (not in `solver_calls`).
     pub lp_solves: usize,
-    /// Time in the solver.
+    /// Time in the solver, including the LPs that tighten query-box bounds.
     pub solver_time: Duration,
     /// Total time.
     pub time: Duration,
@@ -190,6 +190,13 @@ pub struct Explanation {
     pub class: usize,
     /// Kept features, ascending.
     pub features: Vec<usize>,
+    /// For each kept feature (same order as `features`), the counterexample that kept it: an
+    /// input, re-validated in f64, that agrees with the instance on the features fixed at that
+    /// step and on which another class scores at least as high. `None` when the query was
+    /// undecided (time limit or a candidate that did not re-validate). Since later steps only
+    /// free more features, it also shows the feature necessary in the final explanation;
+    /// [`check_explanation`] re-checks it that way.
+    pub witnesses: Vec<Option<Vec<f64>>>,
     /// Work done.
     pub stats: ExplainStats,
 }
@@ -359,17 +366,24 @@ impl AbductiveExplainer {
         let mut fixed = vec![true; x.len()];
         let mut stats = ExplainStats::default();
         let mut split = self.options.split_budget > 0;
+        let mut witness: Vec<Option<Vec<f64>>> = vec![None; x.len()];
         for &i in order {
             fixed[i] = false;
-            let e = self.query(x, &fixed, class, &mut stats, &mut split)?;
-            if e != Entailment::Entailed {
-                fixed[i] = true;
+            match self.query(x, &fixed, class, &mut stats, &mut split)? {
+                Entailment::Entailed => {}
+                Entailment::Counterexample(c) => {
+                    fixed[i] = true;
+                    witness[i] = Some(c);
+                }
+                Entailment::Unknown => fixed[i] = true,
             }
         }
         stats.time = start.elapsed();
+        let features: Vec<usize> = (0..x.len()).filter(|&i| fixed[i]).collect();
         Ok(Explanation {
             class,
-            features: (0..x.len()).filter(|&i| fixed[i]).collect(),
+            witnesses: features.iter().map(|&i| witness[i].take()).collect(),
+            features,
             stats,
         })
     }
@@ -496,6 +510,7 @@ impl AbductiveExplainer {
                 },
             )?;
             stats.lp_solves += t.solves;
+            stats.solver_time += t.time;
             bounds = std::borrow::Cow::Owned(bounds.merged(&t.bounds).0);
         }
         let q = disjunction_query(&self.net, &qbox, &bounds, class)?;
@@ -642,12 +657,21 @@ pub struct ExplanationCheck {
     pub entailed: Option<bool>,
     /// For each kept feature: whether freeing it yields a re-validated counterexample.
     pub necessary: Vec<Option<bool>>,
+    /// How many entries of `necessary` the explanation's own witnesses settled (each checked
+    /// here: inside the box, and losing in f64) rather than a MILP.
+    pub by_witness: usize,
 }
 
 impl ExplanationCheck {
     /// Entailed, and every kept feature shown necessary.
     pub fn is_valid(&self) -> bool {
         self.entailed == Some(true) && self.necessary.iter().all(|n| *n == Some(true))
+    }
+
+    /// The check decided against the explanation: not entailed, or a kept feature that can be
+    /// freed. (Neither valid nor refuted: some question was left undecided.)
+    pub fn is_refuted(&self) -> bool {
+        self.entailed == Some(false) || self.necessary.contains(&Some(false))
     }
 }
 
@@ -714,9 +738,13 @@ fn class_margins(
     Ok((e, calls, time))
 }
 
-/// Checks `explanation` of the prediction at `x` over `domain` with
-/// [`entailed_by_class_margins`]: entailment of the kept set, and a counterexample for each
-/// kept feature freed alone.
+/// Checks `explanation` of the prediction at `x` over `domain`: entailment of the kept set
+/// with [`entailed_by_class_margins`] (a different encoding from the explainer's, its proof
+/// confirmed by a second solve), and a counterexample for each kept feature freed alone.
+///
+/// A counterexample needs no solver to be trusted: the explanation's witness for a feature is
+/// accepted when it lies in the box with that feature freed and another class scores at least
+/// as high on it in f64. Features without such a witness get the class-margin MILPs.
 pub fn check_explanation(
     net: &Mlp,
     domain: &InputBox,
@@ -751,22 +779,29 @@ pub fn check_explanation(
             ..*options
         },
     )?);
+    let mut by_witness = 0;
     let necessary = explanation
         .features
         .iter()
-        .map(|&i| {
-            let e = entailed_by_class_margins(
-                net,
-                &fixed_box(Some(i))?,
-                explanation.class,
-                backend,
-                options,
-            )?;
+        .enumerate()
+        .map(|(k, &i)| {
+            let b = fixed_box(Some(i))?;
+            if let Some(Some(w)) = explanation.witnesses.get(k) {
+                if w.len() == x.len() && b.contains(w) {
+                    let y = net.forward(&DVector::from_row_slice(w))?;
+                    if contradicts(y.as_slice(), explanation.class) {
+                        by_witness += 1;
+                        return Ok(Some(true));
+                    }
+                }
+            }
+            let e = entailed_by_class_margins(net, &b, explanation.class, backend, options)?;
             Ok(decide(e).map(|entailed| !entailed))
         })
         .collect::<Result<Vec<_>, MilpError>>()?;
     Ok(ExplanationCheck {
         entailed,
         necessary,
+        by_witness,
     })
 }
