@@ -99,10 +99,17 @@ proptest! {
         // or with the default.
         let split_budget = [0, rng.gen_range(1..40), provenn_milp::DEFAULT_SPLIT_BUDGET][rng.gen_range(0..3)];
         let lp_tighten = rng.gen_bool(0.5);
+        // MILP tightening: off, or escalating every query at once (a MILP on these networks
+        // never takes a second, so "after 1 s" would never run), with limits short enough to
+        // stop some tightening MILPs at their dual bound.
+        let milp_tighten = rng.gen_bool(0.5).then(|| provenn_milp::QueryTightening {
+            after: std::time::Duration::ZERO,
+            per_solve: std::time::Duration::from_micros(rng.gen_range(1..2_000)),
+        });
         for mode in ExplainMode::ALL {
             let ex = AbductiveExplainer::new(&net, domain.clone(), ExplainOptions {
                 mode, tightening, time_limit: None, falsify, crown: !falsify, split_budget,
-                lp_tighten,
+                lp_tighten, milp_tighten,
             }).unwrap();
             let e = ex.explain(&x).unwrap();
             prop_assert_eq!(e.class, class);

@@ -57,7 +57,8 @@ pub use certify::{Certificate, CertifyOptions, CertifyReport, ConstraintCertifie
 pub use encoding::{encode_network, EncodedNetwork, EncodingStats, Lin, NeuronBounds};
 pub use explain::{
     check_explanation, entailed_by_class_margins, predicted_class, AbductiveExplainer, Entailment,
-    ExplainMode, ExplainOptions, ExplainStats, Explanation, ExplanationCheck, DEFAULT_SPLIT_BUDGET,
+    ExplainMode, ExplainOptions, ExplainStats, Explanation, ExplanationCheck, QueryTightening,
+    DEFAULT_SPLIT_BUDGET,
 };
 pub use metrics::{adversity_index, constraint_accuracy, AdversityIndex};
 pub use model::{Milp, Sense, VarId};

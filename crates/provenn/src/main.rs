@@ -194,6 +194,13 @@ struct ExplainArgs {
     /// Do not tighten neuron bounds on each query box by LP before its MILP (box-simplify).
     #[arg(long)]
     no_lp_tighten: bool,
+    /// Seconds a query's MILP gets before its bounds are tightened by MILPs and it is solved
+    /// again (box-simplify; 0: tighten first; negative: never).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    escalate_after: f64,
+    /// Time limit of each of those tightening MILPs, in seconds.
+    #[arg(long, default_value_t = 0.3)]
+    tighten_limit: f64,
 }
 
 #[derive(Args)]
@@ -832,7 +839,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
     use provenn::bounds::InputBox;
     use provenn::milp::{
         check_explanation, default_backend, AbductiveExplainer, ExplainMode, ExplainOptions,
-        ExplainStats, SolveOptions,
+        ExplainStats, QueryTightening, SolveOptions,
     };
     let net = load_network(&a.net)?;
     let dir = DataDir::resolve(a.data.data.as_deref());
@@ -846,7 +853,20 @@ fn explain(a: ExplainArgs) -> Result<()> {
         );
     }
     let mode: ExplainMode = a.mode.parse()?;
-    let time_limit = Some(std::time::Duration::from_secs_f64(a.timeout));
+    let secs = |v: f64, flag: &str| {
+        std::time::Duration::try_from_secs_f64(v).map_err(|_| {
+            anyhow::anyhow!("--{flag} must be a non-negative number of seconds, got {v}")
+        })
+    };
+    let time_limit = Some(secs(a.timeout, "timeout")?);
+    let milp_tighten = if a.escalate_after < 0.0 {
+        None
+    } else {
+        Some(QueryTightening {
+            after: secs(a.escalate_after, "escalate-after")?,
+            per_solve: secs(a.tighten_limit, "tighten-limit")?,
+        })
+    };
     let lo: Vec<f64> = d.x.column_iter().map(|c| c.min()).collect();
     let hi: Vec<f64> = d.x.column_iter().map(|c| c.max()).collect();
     let domain = InputBox::new(lo, hi)?;
@@ -870,6 +890,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
             crown: !a.no_crown,
             split_budget: a.split_budget,
             lp_tighten: !a.no_lp_tighten,
+            milp_tighten,
         },
     )?;
     let g = explainer.global_bounds();
@@ -951,7 +972,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
     }
     let s = ExplainStats::total(&all);
     println!(
-        "{} explanations in {:.2?} ({} mode): {} solver calls, solver time {:.2?}, {} features freed by Box, {} queries decided by input splitting, {} LPs tightening query bounds",
+        "{} explanations in {:.2?} ({} mode): {} solver calls, solver time {:.2?}, {} features freed by Box, {} queries decided by input splitting, {} LPs tightening query bounds, {} queries escalated to {} tightening MILPs",
         all.len(),
         explain_time,
         mode.name(),
@@ -959,7 +980,9 @@ fn explain(a: ExplainArgs) -> Result<()> {
         s.solver_time,
         s.box_frees,
         s.split_decided,
-        s.lp_solves
+        s.lp_solves,
+        s.escalations,
+        s.tightening_milps
     );
     if !refuted.is_empty() {
         bail!("the independent check refuted the explanations of rows {refuted:?}");
