@@ -1,6 +1,6 @@
 //! The `provenn explain` command end to end: a trained network from a file, the Iris data from
 //! `PROVENN_DATA`, and the independent check the command runs on every explanation.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use provenn::data::{catalog, DataDir, LoadOptions};
@@ -18,6 +18,25 @@ fn data_dir() -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// Runs `provenn explain` on Iris with `extra` arguments: success, and stdout (with stderr
+/// appended, for failure messages).
+fn explain(net: &Path, data: &Path, extra: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_provenn"))
+        .args(["explain", "--dataset", "iris", "--net"])
+        .arg(net)
+        .arg("--data")
+        .arg(data)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 #[test]
@@ -42,19 +61,8 @@ fn explain_checks_every_explanation_and_reports_it() {
     let file = tmp.join("iris.bin");
     provenn::nn::io::save(&net, &file).unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_provenn"))
-        .args(["explain", "--net"])
-        .arg(&file)
-        .args(["--dataset", "iris", "--rows", "0,60,120", "--data"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stdout) = explain(&file, &dir, &["--rows", "0,60,120"]);
+    assert!(ok, "{stdout}");
     let rows = stdout.lines().filter(|l| l.starts_with("row ")).count();
     let checks: Vec<&str> = stdout
         .lines()
@@ -71,15 +79,8 @@ fn explain_checks_every_explanation_and_reports_it() {
     }
 
     // --no-check skips it.
-    let out = Command::new(env!("CARGO_BIN_EXE_provenn"))
-        .args(["explain", "--no-check", "--net"])
-        .arg(&file)
-        .args(["--dataset", "iris", "--first", "2", "--data"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
+    let (ok, stdout) = explain(&file, &dir, &["--first", "2", "--no-check"]);
+    assert!(ok, "{stdout}");
     assert!(!stdout.contains("check:"), "{stdout}");
     std::fs::remove_dir_all(&tmp).ok();
 }
