@@ -279,11 +279,13 @@ pub fn predicted_class(y: &[f64]) -> usize {
     best
 }
 
-/// Whether some class other than `class` scores at least as high in `y`.
-pub(crate) fn contradicts(y: &[f64], class: usize) -> bool {
-    y.iter()
+/// Whether some class other than `class` scores at least as high as `class` at `x`, with the
+/// network evaluated in f64: what makes `x` a counterexample.
+pub(crate) fn loses(net: &Mlp, x: &[f64], class: usize) -> Result<bool, MilpError> {
+    let y = net.forward(&DVector::from_row_slice(x))?;
+    Ok(y.iter()
         .enumerate()
-        .any(|(j, v)| j != class && *v >= y[class])
+        .any(|(j, v)| j != class && *v >= y[class]))
 }
 
 impl AbductiveExplainer {
@@ -612,8 +614,7 @@ impl AbductiveExplainer {
             }
             SolveStatus::Optimal | SolveStatus::Feasible => {
                 let cand = clip(&out.values, &q.inputs, &qbox);
-                let y = self.net.forward(&DVector::from_row_slice(&cand))?;
-                if contradicts(y.as_slice(), class) {
+                if loses(&self.net, &cand, class)? {
                     return Ok(Entailment::Counterexample(cand));
                 }
                 // A candidate within solver tolerance of a tie: ask for the largest margin of
@@ -796,8 +797,7 @@ fn class_margins(
         time += out.time;
         if !out.values.is_empty() {
             let cand = clip(&out.values, &inputs, qbox);
-            let y = net.forward(&DVector::from_row_slice(&cand))?;
-            if contradicts(y.as_slice(), class) {
+            if loses(net, &cand, class)? {
                 return Ok((Entailment::Counterexample(cand), calls, time));
             }
         }
@@ -865,12 +865,9 @@ pub fn check_explanation(
         .map(|(k, &i)| {
             let b = fixed_box(Some(i))?;
             if let Some(Some(w)) = explanation.witnesses.get(k) {
-                if w.len() == x.len() && b.contains(w) {
-                    let y = net.forward(&DVector::from_row_slice(w))?;
-                    if contradicts(y.as_slice(), explanation.class) {
-                        by_witness += 1;
-                        return Ok(Some(true));
-                    }
+                if w.len() == x.len() && b.contains(w) && loses(net, w, explanation.class)? {
+                    by_witness += 1;
+                    return Ok(Some(true));
                 }
             }
             let e = entailed_by_class_margins(net, &b, explanation.class, backend, options)?;

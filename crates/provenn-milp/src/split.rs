@@ -11,11 +11,11 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use provenn_bounds::{CrownBounds, InputBox};
 use provenn_nn::Mlp;
 
-use crate::explain::contradicts;
+use crate::explain::loses;
 use crate::verify::bisect;
 use crate::MilpError;
 
@@ -55,12 +55,6 @@ impl Ord for Piece {
         // BinaryHeap is a max-heap: the most negative margin must compare greatest.
         o.priority.total_cmp(&self.priority)
     }
-}
-
-/// Whether some class other than `class` scores at least as high as `class` at `x` (in f64).
-fn loses(net: &Mlp, x: &[f64], class: usize) -> Result<bool, MilpError> {
-    let y = net.forward(&DVector::from_row_slice(x))?;
-    Ok(contradicts(y.as_slice(), class))
 }
 
 /// Decides whether `class` scores strictly highest on all of `qbox`, opening at most `budget`
