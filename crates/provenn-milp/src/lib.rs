@@ -62,7 +62,7 @@ pub use explain::{
 };
 pub use metrics::{adversity_index, constraint_accuracy, AdversityIndex};
 pub use model::{Milp, Sense, VarId};
-pub use tighten::{global_bounds, propagated_bounds, TightenedBounds, Tightening};
+pub use tighten::{global_bounds, propagated_bounds, tightened_from, TightenedBounds, Tightening};
 pub use verify::{PropertyVerifier, Verdict, VerifyOptions, VerifyReport};
 
 /// Errors of this crate.
