@@ -298,13 +298,29 @@ pub fn encode_network(
     })
 }
 
-/// Adds one continuous variable per input with the box's bounds.
+/// Adds one continuous variable per input with the box's bounds, and returns the variables
+/// and the expressions the encoding uses for the inputs: the variable, or for a fixed input
+/// (`lower == upper`) its constant value.
+///
+/// Constants keep fixed inputs out of every row: an explanation query on MNIST fixes most of
+/// its 784 inputs, and as variables they put hundreds of terms in each first-layer row (and
+/// in each row a stable neuron passes them on to).
 pub fn input_vars(m: &mut Milp, lower: &[f64], upper: &[f64]) -> (Vec<VarId>, Vec<Lin>) {
     let vars: Vec<VarId> = lower
         .iter()
         .zip(upper)
         .map(|(&l, &u)| m.continuous(l, u))
         .collect();
-    let lins = vars.iter().map(|&v| Lin::var(v)).collect();
+    let lins = vars
+        .iter()
+        .zip(lower.iter().zip(upper))
+        .map(|(&v, (&l, &u))| {
+            if l == u {
+                Lin::constant(l)
+            } else {
+                Lin::var(v)
+            }
+        })
+        .collect();
     (vars, lins)
 }
