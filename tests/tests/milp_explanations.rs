@@ -7,7 +7,7 @@
 //! explanation must pass `check_explanation` (entailed; each kept feature necessary, with a
 //! counterexample re-validated in f64) and carry a witness for every kept feature, while
 //! tampered copies (misplaced witnesses, a freeable feature added, a kept feature dropped) must
-//! not pass.
+//! not pass. Some features have a one-point domain.
 use nalgebra::DVector;
 use proptest::prelude::*;
 use provenn_bounds::InputBox;
@@ -54,8 +54,13 @@ proptest! {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let net = random_classifier(&mut rng);
         let n = net.n_inputs();
-        let domain = InputBox::unit(n);
         let x: Vec<f64> = (0..n).map(|_| rng.gen_range(0.0..=1.0)).collect();
+        // Some features are constant in the domain (as MNIST's border pixels): the explainer
+        // frees those without a query, which must agree with the oracle.
+        let constant: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.2)).collect();
+        let lo: Vec<f64> = (0..n).map(|i| if constant[i] { x[i] } else { 0.0 }).collect();
+        let hi: Vec<f64> = (0..n).map(|i| if constant[i] { x[i] } else { 1.0 }).collect();
+        let domain = InputBox::new(lo, hi).unwrap();
         let y = net.forward(&DVector::from_row_slice(&x)).unwrap();
         let class = provenn_milp::predicted_class(y.as_slice());
         let backend = default_backend();
@@ -115,6 +120,7 @@ proptest! {
             prop_assert_eq!(e.class, class);
             prop_assert_eq!(&e.features, &expected, "mode {}", mode.name());
             prop_assert_eq!(e.stats.unvalidated + e.stats.timeouts, 0);
+            prop_assert_eq!(e.stats.constant_frees, constant.iter().filter(|c| **c).count());
             // Every kept feature carries the counterexample that kept it.
             prop_assert!(e.witnesses.iter().all(Option::is_some));
             if mode == ExplainMode::BoxSimplify {

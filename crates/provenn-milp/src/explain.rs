@@ -10,6 +10,9 @@
 //! - [`ExplainMode::BoxSimplify`]: as `Box`, and the MILP uses the global bounds intersected with
 //!   the Box bounds, so neurons the Box proves stable lose their binary.
 //!
+//! In every mode, a feature whose domain is a single point is freed without a query: freeing it
+//! leaves the box unchanged (the reference runs a MILP for each).
+//!
 //! Every solver counterexample is re-validated in f64; a candidate that does not validate keeps
 //! its feature (the explanation still entails the prediction) and is counted.
 
@@ -86,9 +89,12 @@ pub struct ExplainOptions {
     pub tightening: Tightening,
     /// Limit per solver call. A query that hits it keeps its feature.
     pub time_limit: Option<Duration>,
-    /// Before each MILP, look for a counterexample by projected gradient ascent (found ones
-    /// are checked in f64 and decide the query without the solver). Not in the reference; it
-    /// changes no answer, only how often the MILP runs.
+    /// Before each MILP, look for a counterexample by projected gradient ascent from the
+    /// instance, random points and the explanation's latest counterexamples (found ones are
+    /// checked in f64 and decide the query without the solver). Not in the reference; it
+    /// changes no answer, only how often the MILP runs. On the first MNIST 6L-8N test instance
+    /// the latest counterexamples as starts took it from 39 to 501 of its 604 counterexamples
+    /// (246 s → 119 s).
     pub falsify: bool,
     /// In the Box modes, also use CROWN: its bounds on `o_class − o_j` as the pre-check and its
     /// neuron bounds in the simplification. Not in the reference (which uses interval
@@ -153,6 +159,9 @@ impl Default for ExplainOptions {
     }
 }
 
+/// How many of an explanation's latest counterexamples the falsifier starts from.
+const RECENT_COUNTEREXAMPLES: usize = 4;
+
 /// Default [`ExplainOptions::split_budget`]: on Digits 6L-12N a piece costs about 0.12 ms, so
 /// a query that splitting cannot decide wastes about 1.2 s before its MILP, which at that size
 /// takes 3–40 s; queries with up to about 14 free features were decided within it.
@@ -165,6 +174,9 @@ pub struct ExplainStats {
     pub solver_calls: usize,
     /// Features freed by the Box check without a solver call.
     pub box_frees: usize,
+    /// Features with a one-point domain (constant in the data, such as MNIST's border
+    /// pixels), freed without any check: freeing one leaves the query box as it was.
+    pub constant_frees: usize,
     /// Features kept because gradient search found a counterexample (no solver call).
     pub falsified: usize,
     /// Queries decided by input splitting (no solver call).
@@ -198,6 +210,7 @@ impl ExplainStats {
     fn add(&mut self, o: &ExplainStats) {
         self.solver_calls += o.solver_calls;
         self.box_frees += o.box_frees;
+        self.constant_frees += o.constant_frees;
         self.falsified += o.falsified;
         self.split_decided += o.split_decided;
         self.split_pieces += o.split_pieces;
@@ -410,12 +423,27 @@ impl AbductiveExplainer {
         let mut stats = ExplainStats::default();
         let mut split = self.options.split_budget > 0;
         let mut witness: Vec<Option<Vec<f64>>> = vec![None; x.len()];
+        // The latest counterexamples, newest first: starting points for the falsifier.
+        let mut recent: Vec<Vec<f64>> = Vec::with_capacity(RECENT_COUNTEREXAMPLES + 1);
+        // Whether the current fixed set is known to entail `class`: all features fixed do,
+        // unless another class ties at `x` itself.
+        let mut proven = !loses(&self.net, x, class)?;
+        let (lo, hi) = (self.domain.lower(), self.domain.upper());
         for &i in order {
             fixed[i] = false;
-            match self.query(x, &fixed, class, &mut stats, &mut split)? {
-                Entailment::Entailed => {}
+            if proven && lo[i] == hi[i] {
+                // The query box is the current one, which entails `class`; in every mode,
+                // since no bound enters this. 121 of MNIST's 784 pixels are constant: the first
+                // MNIST 6L-8N test instance went from 112 s to 68 s (219 → 144 MILPs).
+                stats.constant_frees += 1;
+                continue;
+            }
+            match self.query(x, &fixed, class, &recent, &mut stats, &mut split)? {
+                Entailment::Entailed => proven = true,
                 Entailment::Counterexample(c) => {
                     fixed[i] = true;
+                    recent.insert(0, c.clone());
+                    recent.truncate(RECENT_COUNTEREXAMPLES);
                     witness[i] = Some(c);
                 }
                 Entailment::Unknown => fixed[i] = true,
@@ -445,7 +473,7 @@ impl AbductiveExplainer {
     ) -> Result<Entailment, MilpError> {
         let mut stats = ExplainStats::default();
         let mut split = self.options.split_budget > 0;
-        self.query(x, fixed, class, &mut stats, &mut split)
+        self.query(x, fixed, class, &[], &mut stats, &mut split)
     }
 
     fn query_box(&self, x: &[f64], fixed: &[bool]) -> Result<InputBox, MilpError> {
@@ -458,13 +486,15 @@ impl AbductiveExplainer {
         Ok(b)
     }
 
-    /// Decides one entailment query; `split` says whether input splitting is still worth
+    /// Decides one entailment query; `recent` are earlier counterexamples of this explanation
+    /// (falsifier starting points); `split` says whether input splitting is still worth
     /// trying in this explanation (cleared when it runs out of budget).
     fn query(
         &self,
         x: &[f64],
         fixed: &[bool],
         class: usize,
+        recent: &[Vec<f64>],
         stats: &mut ExplainStats,
         split: &mut bool,
     ) -> Result<Entailment, MilpError> {
@@ -518,7 +548,13 @@ impl AbductiveExplainer {
             let seed = fixed.iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, &f| {
                 h.rotate_left(5) ^ u64::from(f)
             });
-            if let Some(c) = find_counterexample(&self.net, &qbox, x, class, seed) {
+            // The instance, then the latest counterexamples with this query's fixed features
+            // put back: the deletion order keeps most free features from one query to the
+            // next, so an earlier counterexample is often one step from a new one.
+            let starts: Vec<&[f64]> = std::iter::once(x)
+                .chain(recent.iter().map(Vec::as_slice))
+                .collect();
+            if let Some(c) = find_counterexample(&self.net, &qbox, &starts, class, seed) {
                 stats.falsified += 1;
                 return Ok(Entailment::Counterexample(c));
             }

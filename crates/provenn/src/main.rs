@@ -924,13 +924,14 @@ fn explain(a: ExplainArgs) -> Result<()> {
             .map(|&j| d.schema.features[j].name.as_str())
             .collect();
         println!(
-            "row {r}: class {} explained by {} of {} features {:?} ({} solver calls, {} freed by Box, {} decided by input splitting, {:.2?})",
+            "row {r}: class {} explained by {} of {} features {:?} ({} solver calls, {} freed by Box, {} constant in the domain, {} decided by input splitting, {:.2?})",
             names(e.class),
             e.features.len(),
             x.len(),
             feats,
             e.stats.solver_calls,
             e.stats.box_frees,
+            e.stats.constant_frees,
             e.stats.split_decided,
             e.stats.time
         );
@@ -972,13 +973,14 @@ fn explain(a: ExplainArgs) -> Result<()> {
     }
     let s = ExplainStats::total(&all);
     println!(
-        "{} explanations in {:.2?} ({} mode): {} solver calls, solver time {:.2?}, {} features freed by Box, {} queries decided by input splitting, {} LPs tightening query bounds, {} queries escalated to {} tightening MILPs",
+        "{} explanations in {:.2?} ({} mode): {} solver calls, solver time {:.2?}, {} features freed by Box, {} constant in the domain, {} queries decided by input splitting, {} LPs tightening query bounds, {} queries escalated to {} tightening MILPs",
         all.len(),
         explain_time,
         mode.name(),
         s.solver_calls,
         s.solver_time,
         s.box_frees,
+        s.constant_frees,
         s.split_decided,
         s.lp_solves,
         s.escalations,
