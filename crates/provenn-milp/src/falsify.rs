@@ -77,7 +77,8 @@ mod tests {
 
     /// Class 1 beats class 0 only near (0.7, 0.7): each input feeds a tent of height 0.01 and
     /// half-width 0.01 there, and `o_1 − o_0 = 100 (t(x_1) + t(x_2)) − 1.5`. Off the tents the
-    /// gradient is zero, so ascent from the instance or random points cannot find the spot.
+    /// gradient is zero, so ascent from the instance or random points misses the spot (checked
+    /// for the seed used below).
     fn narrow_rival() -> Mlp {
         let mut w = DMatrix::zeros(6, 2);
         let mut b = DVector::zeros(6);
