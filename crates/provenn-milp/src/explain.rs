@@ -93,7 +93,7 @@ pub struct ExplainOptions {
     /// instance, random points and the explanation's latest counterexamples (found ones are
     /// checked in f64 and decide the query without the solver). Not in the reference; it
     /// changes no answer, only how often the MILP runs. On the first MNIST 6L-8N test instance
-    /// the latest counterexamples as starts took it from 39 to 501 of its 604 counterexamples
+    /// the last 4 counterexamples as starts took it from 39 to 501 of its 604 counterexamples
     /// (246 s → 119 s).
     pub falsify: bool,
     /// In the Box modes, also use CROWN: its bounds on `o_class − o_j` as the pre-check and its
@@ -159,8 +159,11 @@ impl Default for ExplainOptions {
     }
 }
 
-/// How many of an explanation's latest counterexamples the falsifier starts from.
-const RECENT_COUNTEREXAMPLES: usize = 4;
+/// How many of an explanation's latest counterexamples the falsifier starts from. On the first
+/// MNIST 6L-8N test instance (604 kept features), 4 found 503 counterexamples, 16 found 573
+/// and 64 found 596; MILPs 182 → 95 → 68, time 1.7× and 1.16× better per step (each pair run
+/// side by side).
+const RECENT_COUNTEREXAMPLES: usize = 64;
 
 /// Default [`ExplainOptions::split_budget`]: on Digits 6L-12N a piece costs about 0.12 ms, so
 /// a query that splitting cannot decide wastes about 1.2 s before its MILP, which at that size
