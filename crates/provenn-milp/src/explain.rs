@@ -428,13 +428,14 @@ impl AbductiveExplainer {
         let mut witness: Vec<Option<Vec<f64>>> = vec![None; x.len()];
         // The latest counterexamples, newest first: starting points for the falsifier.
         let mut recent: Vec<Vec<f64>> = Vec::with_capacity(RECENT_COUNTEREXAMPLES + 1);
-        // Whether the current fixed set is known to entail `class`: all features fixed do,
-        // unless another class ties at `x` itself.
-        let mut proven = !loses(&self.net, x, class)?;
+        // Whether every fixed set of this loop entails `class`. The first (all features fixed)
+        // does unless another class ties at `x` itself; each later one is either an earlier
+        // set or one a query found entailed, and if `x` ties no query is entailed.
+        let entailed_throughout = !loses(&self.net, x, class)?;
         let (lo, hi) = (self.domain.lower(), self.domain.upper());
         for &i in order {
             fixed[i] = false;
-            if proven && lo[i] == hi[i] {
+            if entailed_throughout && lo[i] == hi[i] {
                 // The query box is the current one, which entails `class`; in every mode,
                 // since no bound enters this. 121 of MNIST's 784 pixels are constant: the first
                 // MNIST 6L-8N test instance went from 112 s to 68 s (219 → 144 MILPs).
@@ -442,7 +443,7 @@ impl AbductiveExplainer {
                 continue;
             }
             match self.query(x, &fixed, class, &recent, &mut stats, &mut split)? {
-                Entailment::Entailed => proven = true,
+                Entailment::Entailed => {}
                 Entailment::Counterexample(c) => {
                     fixed[i] = true;
                     recent.insert(0, c.clone());
