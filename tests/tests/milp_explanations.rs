@@ -103,6 +103,9 @@ proptest! {
         // Input splitting off, with a budget small enough to run out (then the MILP decides),
         // or with the default.
         let split_budget = [0, rng.gen_range(1..40), provenn_milp::DEFAULT_SPLIT_BUDGET][rng.gen_range(0..3)];
+        // A splitting time limit that may cut splitting short (then the MILP decides).
+        let split_time_limit =
+            rng.gen_bool(0.5).then(|| std::time::Duration::from_micros(rng.gen_range(0..2_000)));
         let lp_tighten = rng.gen_bool(0.5);
         // MILP tightening: off, or escalating every query at once (a MILP on these networks
         // never takes a second, so "after 1 s" would never run), with limits short enough to
@@ -114,7 +117,7 @@ proptest! {
         for mode in ExplainMode::ALL {
             let ex = AbductiveExplainer::new(&net, domain.clone(), ExplainOptions {
                 mode, tightening, time_limit: None, falsify, crown: !falsify, split_budget,
-                lp_tighten, milp_tighten,
+                split_time_limit, lp_tighten, milp_tighten,
             }).unwrap();
             let e = ex.explain(&x).unwrap();
             prop_assert_eq!(e.class, class);

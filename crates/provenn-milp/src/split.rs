@@ -10,6 +10,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::time::Instant;
 
 use nalgebra::DMatrix;
 use provenn_bounds::{CrownBounds, InputBox};
@@ -58,14 +59,15 @@ impl Ord for Piece {
 }
 
 /// Decides whether `class` scores strictly highest on all of `qbox`, opening at most `budget`
-/// pieces. `others` are the classes that may still beat `class` (the caller may have ruled
-/// some out on the whole box).
+/// pieces, and none after `deadline`. `others` are the classes that may still beat `class`
+/// (the caller may have ruled some out on the whole box).
 pub(crate) fn decide_by_splitting(
     net: &Mlp,
     qbox: &InputBox,
     class: usize,
     others: &[usize],
     budget: usize,
+    deadline: Option<Instant>,
 ) -> Result<(SplitAnswer, usize), MilpError> {
     let mut opened = 0;
     let k = net.n_outputs();
@@ -76,7 +78,7 @@ pub(crate) fn decide_by_splitting(
         priority: f64::NEG_INFINITY,
     });
     while let Some(p) = heap.pop() {
-        if opened >= budget {
+        if opened >= budget || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok((SplitAnswer::Undecided, opened));
         }
         opened += 1;
@@ -213,6 +215,19 @@ mod tests {
         Mlp::from_layers(n_in, layers, vec![]).expect("layers")
     }
 
+    /// A deadline already passed opens no piece: the query goes to the MILP undecided.
+    #[test]
+    fn a_passed_deadline_opens_nothing() {
+        let net = net(2, vec![3], 2, &[0.7, -1.1, 0.4, 1.3, -0.6, 0.9, -1.4, 0.2]);
+        let b = InputBox::unit(2);
+        let (answer, opened) =
+            decide_by_splitting(&net, &b, 0, &[1], 5_000, Some(Instant::now())).expect("split");
+        assert_eq!((answer, opened), (SplitAnswer::Undecided, 0));
+        // Without it the same query is decided.
+        let (answer, _) = decide_by_splitting(&net, &b, 0, &[1], 5_000, None).expect("split");
+        assert_ne!(answer, SplitAnswer::Undecided);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -240,7 +255,7 @@ mod tests {
                 }
             }
             let others: Vec<usize> = (0..n_out).filter(|&j| j != class).collect();
-            let (answer, opened) = decide_by_splitting(&net, &b, class, &others, budget)
+            let (answer, opened) = decide_by_splitting(&net, &b, class, &others, budget, None)
                 .expect("splitting");
             prop_assert!(opened <= budget);
             let oracle = entailed_by_class_margins(
@@ -297,7 +312,7 @@ mod tests {
             .expect("shapes");
             let net = Mlp::from_layers(1, vec![hidden, out], vec![]).expect("layers");
             let whole = InputBox::unit(1);
-            let (answer, _) = decide_by_splitting(&net, &whole, 0, &[1], 5_000).expect("split");
+            let (answer, _) = decide_by_splitting(&net, &whole, 0, &[1], 5_000, None).expect("split");
             match answer {
                 SplitAnswer::Counterexample(c) => {
                     prop_assert!((c[0] - a).abs() <= r * (1.0 + 1e-9));
@@ -306,7 +321,7 @@ mod tests {
                 other => prop_assert!(false, "expected a counterexample, got {other:?}"),
             }
             let left = InputBox::new(vec![0.0], vec![a - 2.0 * r]).expect("box");
-            let (answer, _) = decide_by_splitting(&net, &left, 0, &[1], 5_000).expect("split");
+            let (answer, _) = decide_by_splitting(&net, &left, 0, &[1], 5_000, None).expect("split");
             prop_assert_eq!(answer, SplitAnswer::Entailed);
         }
     }

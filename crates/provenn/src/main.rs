@@ -191,6 +191,10 @@ struct ExplainArgs {
     /// Pieces input-splitting branch and bound may open per query before the MILP (0: off).
     #[arg(long, default_value_t = provenn::milp::DEFAULT_SPLIT_BUDGET)]
     split_budget: usize,
+    /// Seconds input splitting may spend on one query (negative: no limit besides the piece
+    /// budget).
+    #[arg(long, default_value_t = provenn::milp::DEFAULT_SPLIT_TIME_LIMIT.as_secs_f64(), allow_negative_numbers = true)]
+    split_time_limit: f64,
     /// Do not tighten neuron bounds on each query box by LP before its MILP (box-simplify).
     #[arg(long)]
     no_lp_tighten: bool,
@@ -889,6 +893,11 @@ fn explain(a: ExplainArgs) -> Result<()> {
             falsify: !a.no_falsify,
             crown: !a.no_crown,
             split_budget: a.split_budget,
+            split_time_limit: if a.split_time_limit < 0.0 {
+                None
+            } else {
+                Some(secs(a.split_time_limit, "split-time-limit")?)
+            },
             lp_tighten: !a.no_lp_tighten,
             milp_tighten,
         },
