@@ -227,7 +227,11 @@ proptest! {
             let aff = AffineProjection::shared(AffineConstraint { a, lower: lo, upper: hi }, n).unwrap();
             let y = aff.forward(&DMatrix::from_row_slice(1, n, f.as_slice())).unwrap();
             let d_aff = (y.row(0).transpose() - &f).norm();
-            prop_assert!((z - &f).norm() <= d_aff + tol);
+            // The objective ½‖z − f‖² is 1-strongly convex, so a KKT residual within
+            // `stat_tol` puts z within about `stat_tol` of the exact projection; `tol` alone
+            // failed on a point `f` already feasible (clarabel's z 8.1e-6 from it, tol 6.4e-6,
+            // condition number 342).
+            prop_assert!((z - &f).norm() <= d_aff + stat_tol, "cvx {} aff {d_aff}", (z - &f).norm());
         }
     }
 }
