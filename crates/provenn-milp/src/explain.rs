@@ -104,8 +104,8 @@ pub struct ExplainOptions {
     /// opening at most this many pieces of the box (0: off). Not in the reference; both its
     /// answers are exact (CROWN proofs on pieces covering the box, counterexamples checked in
     /// f64), and an undecided query goes to the MILP, so it changes no answer. Once it runs out
-    /// of budget in an explanation, later steps of that explanation (which free more features)
-    /// skip it. Once it has decided a query, the next query's MILP first gets as long as that
+    /// of pieces or of [`ExplainOptions::split_time_limit`] in an explanation, later steps of
+    /// that explanation (which free more features) skip it. Once it has decided a query, the next query's MILP first gets as long as that
     /// decision took, and splitting runs only if the MILP is undecided by then.
     pub split_budget: usize,
     /// Wall time input splitting may spend on one query, besides its piece budget (`None`:
