@@ -126,7 +126,10 @@ pub struct ExplainOptions {
 /// When and how hard [`ExplainOptions::milp_tighten`] tightens a query's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryTightening {
-    /// Time the query's MILP gets before escalating (zero: tighten first, without a trial).
+    /// Time the query's MILP gets before escalating, at least: within an explanation the trial
+    /// also lasts 1.5 times as long as the slowest MILP a trial has decided so far, since
+    /// each query frees one feature more than an earlier one (zero: tighten first, without a
+    /// trial).
     pub after: Duration,
     /// Time limit of each tightening MILP (two per unstable hidden neuron); one that runs out
     /// still gives its proven dual bound.
@@ -434,7 +437,7 @@ impl AbductiveExplainer {
         let class = predicted_class(y.as_slice());
         let mut fixed = vec![true; x.len()];
         let mut stats = ExplainStats::default();
-        let mut split = SplitState::new(self.options.split_budget > 0);
+        let mut history = QueryHistory::new(self.options.split_budget > 0);
         let mut witness: Vec<Option<Vec<f64>>> = vec![None; x.len()];
         // The latest counterexamples, newest first: starting points for the falsifier.
         let mut recent: Vec<Vec<f64>> = Vec::with_capacity(RECENT_COUNTEREXAMPLES + 1);
@@ -452,7 +455,7 @@ impl AbductiveExplainer {
                 stats.constant_frees += 1;
                 continue;
             }
-            match self.query(x, &fixed, class, &recent, &mut stats, &mut split)? {
+            match self.query(x, &fixed, class, &recent, &mut stats, &mut history)? {
                 Entailment::Entailed => {}
                 Entailment::Counterexample(c) => {
                     fixed[i] = true;
@@ -486,8 +489,8 @@ impl AbductiveExplainer {
         class: usize,
     ) -> Result<Entailment, MilpError> {
         let mut stats = ExplainStats::default();
-        let mut split = SplitState::new(self.options.split_budget > 0);
-        self.query(x, fixed, class, &[], &mut stats, &mut split)
+        let mut history = QueryHistory::new(self.options.split_budget > 0);
+        self.query(x, fixed, class, &[], &mut stats, &mut history)
     }
 
     fn query_box(&self, x: &[f64], fixed: &[bool]) -> Result<InputBox, MilpError> {
@@ -501,8 +504,8 @@ impl AbductiveExplainer {
     }
 
     /// Decides one entailment query; `recent` are earlier counterexamples of this explanation
-    /// (falsifier starting points); `split` is input splitting's state in this explanation
-    /// (whether it is still worth trying, and how long its decisions took).
+    /// (falsifier starting points); `history` is what this explanation's earlier queries
+    /// took.
     fn query(
         &self,
         x: &[f64],
@@ -510,7 +513,7 @@ impl AbductiveExplainer {
         class: usize,
         recent: &[Vec<f64>],
         stats: &mut ExplainStats,
-        split: &mut SplitState,
+        history: &mut QueryHistory,
     ) -> Result<Entailment, MilpError> {
         let mode = self.options.mode;
         let qbox = self.query_box(x, fixed)?;
@@ -592,8 +595,8 @@ impl AbductiveExplainer {
             stats.solver_time += out.time;
             Ok((q, out))
         };
-        if split.on {
-            if let Some(last) = split.last {
+        if history.split_on {
+            if let Some(last) = history.split_last {
                 // First give the MILP as long as splitting's latest decision took: where MILPs
                 // are the faster ones they decide here, and where splitting is, this costs
                 // about one more splitting run. On MNIST 6L-8N (784 inputs, about 0.43 ms a
@@ -620,10 +623,10 @@ impl AbductiveExplainer {
                 SplitAnswer::Undecided => Entailment::Unknown,
             };
             if decided == Entailment::Unknown {
-                split.on = false;
+                history.split_on = false;
             } else {
                 stats.split_decided += 1;
-                split.last = Some(clock.elapsed());
+                history.split_last = Some(clock.elapsed());
                 return Ok(decided);
             }
         }
@@ -652,9 +655,13 @@ impl AbductiveExplainer {
             .filter(|_| mode == ExplainMode::BoxSimplify);
         let mut trial = None;
         if let Some(e) = escalation {
-            let limit = self.options.time_limit.map_or(e.after, |t| t.min(e.after));
+            let after = history.trial(e.after);
+            let limit = self.options.time_limit.map_or(after, |t| t.min(after));
             if !e.after.is_zero() {
                 let (q, out) = solve(&bounds, Some(limit), stats)?;
+                if out.status != SolveStatus::Unknown {
+                    history.slowest_trial = history.slowest_trial.max(out.time);
+                }
                 // Undecided within the trial: escalate, unless the trial already had the
                 // query's whole time limit.
                 if out.status != SolveStatus::Unknown || Some(limit) == self.options.time_limit {
@@ -740,21 +747,44 @@ impl AbductiveExplainer {
     }
 }
 
-/// Input splitting's state within one explanation.
+/// What one explanation's queries learn about the next ones: each query frees one more
+/// feature than the last entailed one, so its cost resembles theirs.
 #[derive(Debug, Clone, Copy)]
-struct SplitState {
-    /// Still worth trying: cleared when a query runs it out of budget or time, since later
-    /// queries free more features.
-    on: bool,
-    /// How long its latest decision took; later queries give their MILP that long first.
-    last: Option<Duration>,
+struct QueryHistory {
+    /// Input splitting is still worth trying: cleared when a query runs it out of budget or
+    /// time.
+    split_on: bool,
+    /// How long splitting's latest decision took; later queries give their MILP that long
+    /// first.
+    split_last: Option<Duration>,
+    /// The slowest MILP that decided a query within its escalation trial; later trials last
+    /// [`TRIAL_GROWTH`] times as long, if that is longer than [`QueryTightening::after`].
+    slowest_trial: Duration,
 }
 
-impl SplitState {
-    fn new(on: bool) -> Self {
-        SplitState { on, last: None }
+impl QueryHistory {
+    fn new(split_on: bool) -> Self {
+        QueryHistory {
+            split_on,
+            split_last: None,
+            slowest_trial: Duration::ZERO,
+        }
+    }
+
+    /// Length of the next escalation trial.
+    fn trial(&self, after: Duration) -> Duration {
+        after.max(self.slowest_trial.mul_f64(TRIAL_GROWTH))
     }
 }
+
+/// How much longer than the slowest trial-decided MILP of the explanation so far the next
+/// escalation trial lasts. MNIST 6L-8N's MILPs grow from 0.4 s to 1.2 s over an explanation,
+/// so a fixed 1 s trial escalated queries one step short of being decided (after the
+/// tightening their MILPs still took 0.75–1.27 s): test rows 1–3, one at a time, side by side
+/// in one sitting, took 89.2 s with the fixed trial and 79.9 s with this (row 1: 9
+/// escalations → 0, 53.4 s → 40.2 s). Digits 6L-12N's hard queries exceed any such trial, and
+/// its rows 3–4 took the same time either way (183.8 s, 183.2 s).
+const TRIAL_GROWTH: f64 = 1.5;
 
 fn clip(values: &[f64], inputs: &[VarId], b: &InputBox) -> Vec<f64> {
     inputs
@@ -991,4 +1021,23 @@ pub fn check_explanation(
         necessary,
         by_witness,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The escalation trial lasts `after` until a trial decides a query more slowly than
+    /// `after / 1.5`, then 1.5× the slowest such decision; it never shrinks.
+    #[test]
+    fn escalation_trials_grow_with_the_slowest_decided_trial() {
+        let mut h = QueryHistory::new(false);
+        let after = Duration::from_secs(1);
+        assert_eq!(h.trial(after), after);
+        h.slowest_trial = Duration::from_millis(600);
+        assert_eq!(h.trial(after), after);
+        h.slowest_trial = Duration::from_millis(900);
+        assert_eq!(h.trial(after), Duration::from_millis(1_350));
+        assert_eq!(h.trial(Duration::from_secs(2)), Duration::from_secs(2));
+    }
 }
