@@ -127,9 +127,9 @@ pub struct ExplainOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryTightening {
     /// Time the query's MILP gets before escalating, at least: within an explanation the trial
-    /// also lasts 1.5 times as long as the slowest MILP a trial has decided so far, since
-    /// each query frees one feature more than an earlier one (zero: tighten first, without a
-    /// trial).
+    /// also lasts 1.5 times as long as the slowest MILP a trial has decided (before its limit)
+    /// so far, since each query frees one feature more than an earlier one (zero: tighten
+    /// first, without a trial).
     pub after: Duration,
     /// Time limit of each tightening MILP (two per unstable hidden neuron); one that runs out
     /// still gives its proven dual bound.
@@ -659,9 +659,7 @@ impl AbductiveExplainer {
             let limit = self.options.time_limit.map_or(after, |t| t.min(after));
             if !e.after.is_zero() {
                 let (q, out) = solve(&bounds, Some(limit), stats)?;
-                if out.status != SolveStatus::Unknown {
-                    history.slowest_trial = history.slowest_trial.max(out.time);
-                }
+                history.record_trial(&out, limit);
                 // Undecided within the trial: escalate, unless the trial already had the
                 // query's whole time limit.
                 if out.status != SolveStatus::Unknown || Some(limit) == self.options.time_limit {
@@ -774,6 +772,15 @@ impl QueryHistory {
     /// Length of the next escalation trial.
     fn trial(&self, after: Duration) -> Duration {
         after.max(self.slowest_trial.mul_f64(TRIAL_GROWTH))
+    }
+
+    /// Notes a trial MILP's outcome. Only a decision reached before the trial's limit counts:
+    /// one that stopped at the limit with some point (status Feasible) says nothing about how
+    /// long deciding takes, and counting it would let each such trial grow the next by 1.5×.
+    fn record_trial(&mut self, out: &SolveOutcome, limit: Duration) {
+        if out.status != SolveStatus::Unknown && out.time < limit {
+            self.slowest_trial = self.slowest_trial.max(out.time);
+        }
     }
 }
 
@@ -1039,5 +1046,26 @@ mod tests {
         h.slowest_trial = Duration::from_millis(900);
         assert_eq!(h.trial(after), Duration::from_millis(1_350));
         assert_eq!(h.trial(Duration::from_secs(2)), Duration::from_secs(2));
+    }
+
+    /// Only trials decided before their limit grow the next one.
+    #[test]
+    fn trials_stopped_at_their_limit_do_not_grow_the_next() {
+        let outcome = |status, millis| SolveOutcome {
+            status,
+            objective: None,
+            bound: None,
+            values: Vec::new(),
+            time: Duration::from_millis(millis),
+        };
+        let limit = Duration::from_secs(1);
+        let mut h = QueryHistory::new(false);
+        h.record_trial(&outcome(SolveStatus::Feasible, 1_001), limit);
+        h.record_trial(&outcome(SolveStatus::Unknown, 1_002), limit);
+        assert_eq!(h.trial(limit), limit);
+        h.record_trial(&outcome(SolveStatus::Infeasible, 800), limit);
+        assert_eq!(h.trial(limit), Duration::from_millis(1_200));
+        h.record_trial(&outcome(SolveStatus::Feasible, 900), limit);
+        assert_eq!(h.trial(limit), Duration::from_millis(1_350));
     }
 }
