@@ -171,8 +171,9 @@ struct ExplainArgs {
     /// Number of leading rows to explain when `--rows` is not given.
     #[arg(long, default_value_t = 10)]
     first: usize,
-    /// Global neuron bounds: none, lp or milp.
-    #[arg(long, default_value = "milp")]
+    /// Global neuron bounds: none, lp or milp. In box-simplify mode each query also bounds its
+    /// own box, so milp (two MILPs per unstable neuron, minutes on deep networks) rarely pays.
+    #[arg(long, default_value = "lp")]
     tightening: String,
     /// Time limit per solver call, in seconds.
     #[arg(long, default_value_t = 60.0)]
