@@ -119,7 +119,14 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         }
         eprintln!("[{}] running ({mode:?})", e.name());
         let t0 = Instant::now();
-        match e.run(&ctx) {
+        // A table whose rows disagree on their cell count does not render as a table.
+        let result = e
+            .run(&ctx)
+            .and_then(|section| match malformed_table(&section) {
+                Some(why) => bail!("malformed table in the report section: {why}"),
+                None => Ok(section),
+            });
+        match result {
             Ok(section) => {
                 let secs = t0.elapsed().as_secs_f64();
                 eprintln!("[{}] done in {secs:.1} s", e.name());
@@ -167,4 +174,66 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         bail!("experiments failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// The first Markdown table in `md` whose lines do not all have the header's number of cells,
+/// or whose second line is not a separator (`|---|`), described; cells are split at `|` not
+/// escaped by a backslash.
+fn malformed_table(md: &str) -> Option<String> {
+    let cells = |line: &str| {
+        let b = line.as_bytes();
+        (0..b.len())
+            .filter(|&i| b[i] == b'|' && (i == 0 || b[i - 1] != b'\\'))
+            .count()
+    };
+    let lines: Vec<&str> = md.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        if !lines[i].starts_with('|') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < lines.len() && lines[i].starts_with('|') {
+            i += 1;
+        }
+        let table = &lines[start..i];
+        let header = table[0];
+        let short: String = header.chars().take(60).collect();
+        let is_separator = |l: &str| l.chars().all(|c| matches!(c, '|' | '-' | ':' | ' '));
+        if table.len() < 2 || !is_separator(table[1]) {
+            return Some(format!("table `{short}…` has no separator line"));
+        }
+        let n = cells(header);
+        if let Some(&bad) = table.iter().find(|l| cells(l) != n) {
+            let shown: String = bad.chars().take(60).collect();
+            return Some(format!(
+                "table `{short}…` has {} cells in its header but `{shown}…` has {}",
+                n - 1,
+                cells(bad).saturating_sub(1)
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::malformed_table;
+
+    #[test]
+    fn tables_must_agree_on_their_cell_count() {
+        let good = "text\n\n| a | b |\n|---|---|\n| 1 | x \\| y |\n\nmore\n| c |\n|:-:|\n| 2 |\n";
+        assert_eq!(malformed_table(good), None);
+        let short_separator = "| a | b |\n|---|\n| 1 | 2 |\n";
+        assert!(malformed_table(short_separator)
+            .unwrap()
+            .contains("2 cells"));
+        let long_row = "| a | b |\n|---|---|\n| 1 | 2 | 3 |\n";
+        assert!(malformed_table(long_row).is_some());
+        let no_separator = "| a | b |\n| 1 | 2 |\n";
+        assert!(malformed_table(no_separator)
+            .unwrap()
+            .contains("no separator"));
+    }
 }

@@ -199,7 +199,7 @@ impl Experiment for XaiTable1 {
         let _ = writeln!(md, "| dataset | NN | test acc | inst | bounds (s) | Exp INMS (s) | Exp Box (s) | Exp Ours (s) | paper Exp INMS / Ours | Solver INMS / Ours (s) | paper Solver INMS / Ours | INMS ÷ Ours | provenn bounds (s) | provenn (s) | INMS ÷ provenn | provenn MILPs (split) | % bounds tightened (paper) | % bin removed before (paper) | % bin removed ours (paper) | mean size | same expl. | checked |");
         let _ = writeln!(
             md,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         let backend = default_backend();
         for (row, n_inst) in rows {
