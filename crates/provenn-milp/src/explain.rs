@@ -87,7 +87,7 @@ pub struct ExplainOptions {
     pub mode: ExplainMode,
     /// How the global neuron bounds are computed (once per explainer). The default is
     /// [`Tightening::Lp`]: the Box+simplify queries intersect them with bounds on their own,
-    /// much smaller, boxes, so exact MILP bounds barely pay — on Digits 6L-12N (test rows 3–4,
+    /// much smaller, boxes, so exact MILP bounds pay little — on Digits 6L-12N (test rows 3–4,
     /// run side by side in one sitting) MILP bounds took 460.8 s against 0.1 s for LP bounds,
     /// and the default explainer then took 197.3 s and 185.9 s; on MNIST 6L-8N (test rows 0–3)
     /// 104.9 s against 0.5 s, then 168.0 s and 185.4 s. The paper's modes use
