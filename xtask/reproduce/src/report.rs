@@ -34,6 +34,14 @@ pub struct ReproduceArgs {
     /// them (e.g. `--full --seeds 1` for the papers' protocols once each).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     seeds: Option<u64>,
+    /// At most this many instances per network for experiments that explain instances
+    /// (xai-table1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    instances: Option<u64>,
+    /// Only these networks, as `dataset:nL-mN` (repeatable; xai-table1, e.g.
+    /// `--network digits:6L-12N`). Each runs with the chosen protocol's instance count.
+    #[arg(long = "network")]
+    networks: Vec<String>,
 }
 
 impl ReproduceArgs {
@@ -95,6 +103,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         data: data.clone(),
         out: out.clone(),
         max_seeds: args.seeds.map(|n| n as usize),
+        max_instances: args.instances.map(|n| n as usize),
+        networks: args.networks.clone(),
     };
     let started = Instant::now();
     let mut summary = Vec::new();

@@ -40,6 +40,10 @@ pub struct Ctx {
     pub out: PathBuf,
     /// `--seeds`: cap on repetitions over seeds or cross-validation folds.
     pub max_seeds: Option<usize>,
+    /// `--instances`: cap on instances explained per network.
+    pub max_instances: Option<usize>,
+    /// `--network`: only these networks (`dataset:nL-mN`); empty means the protocol's own.
+    pub networks: Vec<String>,
 }
 
 impl Ctx {
