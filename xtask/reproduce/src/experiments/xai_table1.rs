@@ -144,44 +144,36 @@ fn selected(ctx: &Ctx) -> Result<Vec<(&'static Row, usize)>> {
         (a, b) => a.or(b),
     };
     let with_cap = |r: &'static Row| (r, cap.map_or(r.instances, |c| c.min(r.instances)));
-    if !ctx.networks.is_empty() {
-        return ctx
-            .networks
-            .iter()
-            .map(|name| {
-                ROWS.iter()
-                    .find(|r| row_name(r).eq_ignore_ascii_case(name))
-                    .map(with_cap)
-                    .ok_or_else(|| {
-                        let known: Vec<String> = ROWS.iter().map(row_name).collect();
-                        anyhow::anyhow!(
-                            "xai-table1 has no network {name:?}; it has {}",
-                            known.join(", ")
-                        )
-                    })
-            })
-            .collect();
-    }
-    let names: &[(&str, usize, usize)] = match ctx.mode {
-        Mode::Smoke => &[("iris", 3, 3), ("digits", 3, 8)],
-        Mode::Quick => &[
-            ("iris", 3, 3),
-            ("iris", 6, 6),
-            ("wine", 3, 4),
-            ("wine", 6, 8),
-            ("digits", 3, 8),
-        ],
-        Mode::Full => return Ok(ROWS.iter().map(with_cap).collect()),
+    let names: Vec<&str> = if !ctx.networks.is_empty() {
+        ctx.networks.iter().map(String::as_str).collect()
+    } else {
+        match ctx.mode {
+            Mode::Smoke => vec!["iris:3L-3N", "digits:3L-8N"],
+            Mode::Quick => vec![
+                "iris:3L-3N",
+                "iris:6L-6N",
+                "wine:3L-4N",
+                "wine:6L-8N",
+                "digits:3L-8N",
+            ],
+            Mode::Full => return Ok(ROWS.iter().map(with_cap).collect()),
+        }
     };
-    Ok(ROWS
-        .iter()
-        .filter(|r| {
-            names
-                .iter()
-                .any(|&(d, l, n)| r.dataset == d && r.layers == l && r.neurons == n)
+    names
+        .into_iter()
+        .map(|name| {
+            ROWS.iter()
+                .find(|r| row_name(r).eq_ignore_ascii_case(name))
+                .map(with_cap)
+                .ok_or_else(|| {
+                    let known: Vec<String> = ROWS.iter().map(row_name).collect();
+                    anyhow::anyhow!(
+                        "xai-table1 has no network {name:?}; it has {}",
+                        known.join(", ")
+                    )
+                })
         })
-        .map(with_cap)
-        .collect())
+        .collect()
 }
 
 /// `dataset:nL-mN`, as `--network` takes it.
