@@ -114,14 +114,19 @@ proptest! {
             after: std::time::Duration::ZERO,
             per_solve: std::time::Duration::from_micros(rng.gen_range(1..2_000)),
         });
+        // Tentative frees proven in groups: off, one at a time, small groups (with the
+        // falsifier off, every open query is a tentative free, so wrong ones are common and
+        // the refutation path runs), or the default.
+        let speculation = [0, 1, rng.gen_range(2..=4), provenn_milp::DEFAULT_SPECULATION][rng.gen_range(0..4)];
         for mode in ExplainMode::ALL {
             let ex = AbductiveExplainer::new(&net, domain.clone(), ExplainOptions {
                 mode, tightening, time_limit: None, falsify, crown: !falsify, split_budget,
-                split_time_limit, lp_tighten, milp_tighten,
+                split_time_limit, lp_tighten, milp_tighten, speculation,
             }).unwrap();
             let e = ex.explain(&x).unwrap();
             prop_assert_eq!(e.class, class);
-            prop_assert_eq!(&e.features, &expected, "mode {}", mode.name());
+            prop_assert_eq!(&e.features, &expected, "mode {} speculation {}", mode.name(), speculation);
+            prop_assert!(e.stats.refuted_frees <= e.stats.tentative_frees);
             prop_assert_eq!(e.stats.unvalidated + e.stats.timeouts, 0);
             prop_assert_eq!(e.stats.constant_frees, constant.iter().filter(|c| **c).count());
             // Every kept feature carries the counterexample that kept it.
@@ -190,4 +195,99 @@ fn tampered_explanations_fail(
         prop_assert!(c.is_refuted() && c.entailed == Some(false), "{:?}", c);
     }
     Ok(())
+}
+
+/// Every check off but the MILP (INMS mode), so each query no MILP has decided yet is a
+/// tentative free when `speculation` > 1.
+fn milp_only(time_limit: Option<std::time::Duration>, speculation: usize) -> ExplainOptions {
+    ExplainOptions {
+        mode: ExplainMode::Inms,
+        tightening: Tightening::Lp,
+        time_limit,
+        falsify: false,
+        crown: false,
+        split_budget: 0,
+        split_time_limit: None,
+        lp_tighten: false,
+        milp_tighten: None,
+        speculation,
+    }
+}
+
+/// Tentative frees with nothing to catch a wrong one early (no falsifier, no bound checks, one
+/// group for the whole loop): every refutation goes through the locating MILPs and the rerun,
+/// and the explanations must still be those of one MILP per query. The runs must include
+/// refutations, or this would not test that path.
+#[test]
+fn speculation_refuted_and_rerun_gives_the_deletion_result() {
+    let (mut runs, mut refuted) = (0, 0);
+    for seed in 0..40u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let net = random_classifier(&mut rng);
+        let n = net.n_inputs();
+        let x: Vec<f64> = (0..n).map(|_| rng.gen_range(0.0..=1.0)).collect();
+        let domain = InputBox::new(vec![0.0; n], vec![1.0; n]).unwrap();
+        let options = |speculation| milp_only(None, speculation);
+        let one_by_one = AbductiveExplainer::new(&net, domain.clone(), options(0))
+            .unwrap()
+            .explain(&x)
+            .unwrap();
+        let grouped = AbductiveExplainer::new(&net, domain.clone(), options(64))
+            .unwrap()
+            .explain(&x)
+            .unwrap();
+        assert_eq!(grouped.features, one_by_one.features, "seed {seed}");
+        assert!(grouped.witnesses.iter().all(Option::is_some), "seed {seed}");
+        let check = check_explanation(
+            &net,
+            &domain,
+            &x,
+            &grouped,
+            &*default_backend(),
+            &SolveOptions::default(),
+        )
+        .unwrap();
+        assert!(check.is_valid(), "seed {seed}: {check:?}");
+        runs += 1;
+        refuted += grouped.stats.refuted_frees;
+    }
+    assert!(
+        refuted > 0,
+        "no refuted tentative free in {runs} explanations"
+    );
+}
+
+/// When the verifying MILPs run out of time, the tentative frees are decided one by one and
+/// an undecided one keeps its feature: the explanation may then not be minimal, but it still
+/// entails the class.
+#[test]
+fn speculation_under_timeouts_still_entails() {
+    let mut timeouts = 0;
+    for seed in 0..20u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let net = random_classifier(&mut rng);
+        let n = net.n_inputs();
+        let x: Vec<f64> = (0..n).map(|_| rng.gen_range(0.0..=1.0)).collect();
+        let domain = InputBox::new(vec![0.0; n], vec![1.0; n]).unwrap();
+        let e = AbductiveExplainer::new(
+            &net,
+            domain.clone(),
+            milp_only(Some(std::time::Duration::from_nanos(1)), 64),
+        )
+        .unwrap()
+        .explain(&x)
+        .unwrap();
+        timeouts += e.stats.timeouts;
+        let check = check_explanation(
+            &net,
+            &domain,
+            &x,
+            &e,
+            &*default_backend(),
+            &SolveOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(check.entailed, Some(true), "seed {seed}: {check:?}");
+    }
+    assert!(timeouts > 0, "no verifying MILP ran out of time");
 }

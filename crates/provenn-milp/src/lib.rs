@@ -58,7 +58,7 @@ pub use encoding::{encode_network, EncodedNetwork, EncodingStats, Lin, NeuronBou
 pub use explain::{
     check_explanation, entailed_by_class_margins, predicted_class, AbductiveExplainer, Entailment,
     ExplainMode, ExplainOptions, ExplainStats, Explanation, ExplanationCheck, QueryTightening,
-    DEFAULT_SPLIT_BUDGET, DEFAULT_SPLIT_TIME_LIMIT,
+    DEFAULT_SPECULATION, DEFAULT_SPLIT_BUDGET, DEFAULT_SPLIT_TIME_LIMIT,
 };
 pub use metrics::{adversity_index, constraint_accuracy, AdversityIndex};
 pub use model::{Milp, Sense, VarId};

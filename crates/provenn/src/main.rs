@@ -207,6 +207,10 @@ struct ExplainArgs {
     /// Time limit of each of those tightening MILPs, in seconds.
     #[arg(long, default_value_t = 0.3)]
     tighten_limit: f64,
+    /// Free features the cheap checks leave open tentatively and prove them with one MILP per
+    /// group of at most this many (0 or 1: one MILP per query, as in the reference).
+    #[arg(long, default_value_t = provenn::milp::DEFAULT_SPECULATION)]
+    speculation: usize,
 }
 
 #[derive(Args)]
@@ -902,6 +906,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
             },
             lp_tighten: !a.no_lp_tighten,
             milp_tighten,
+            speculation: a.speculation,
         },
     )?;
     let g = explainer.global_bounds();

@@ -44,6 +44,8 @@ pub struct Ctx {
     pub max_instances: Option<usize>,
     /// `--network`: only these networks (`dataset:nL-mN`); empty means the protocol's own.
     pub networks: Vec<String>,
+    /// `--provenn-only`: xai-table1 runs provenn's default explainer alone.
+    pub provenn_only: bool,
 }
 
 impl Ctx {

@@ -8,7 +8,7 @@ use provenn::bounds::InputBox;
 use provenn::data::{catalog, split, LoadOptions};
 use provenn::milp::{
     check_explanation, default_backend, AbductiveExplainer, ExplainMode, ExplainOptions,
-    ExplainStats, Explanation, SolveOptions, Tightening, DEFAULT_SPLIT_BUDGET,
+    ExplainStats, Explanation, SolveOptions, Tightening, DEFAULT_SPECULATION, DEFAULT_SPLIT_BUDGET,
     DEFAULT_SPLIT_TIME_LIMIT,
 };
 use provenn::train::ffn::{score, FfnParams, Score};
@@ -181,6 +181,155 @@ fn row_name(r: &Row) -> String {
     format!("{}:{}L-{}N", r.dataset, r.layers, r.neurons)
 }
 
+/// A Table I network trained as the protocol says, with the domain and the instances to
+/// explain.
+struct Prepared {
+    net: provenn::Mlp,
+    acc: f64,
+    domain: InputBox,
+    xs: Vec<Vec<f64>>,
+    n_features: usize,
+}
+
+fn prepared(ctx: &Ctx, row: &Row, n_inst: usize) -> Result<Prepared> {
+    let d = catalog::load(row.dataset, &ctx.data, &LoadOptions::default())?.dataset;
+    let s = split::train_val_test(d.n_rows(), 0.0, 0.1, d.targets.labels(), 0)?;
+    let (tr, te) = (d.select(&s.train), d.select(&s.test));
+    let net = FfnParams {
+        hidden: vec![row.neurons; row.layers - 1],
+        activation: Activation::Relu,
+        epochs: if ctx.mode == Mode::Smoke { 20 } else { 100 },
+        batch_size: 8,
+        learning_rate: 1e-3,
+        patience: None,
+        seed: 0,
+        ..Default::default()
+    }
+    .build()?
+    .fit(&tr, None, &mut |_| {})?
+    .net;
+    let acc = match score(&net, &te)? {
+        Score::Accuracy(a) => a,
+        _ => f64::NAN,
+    };
+    let lo: Vec<f64> = d.x.column_iter().map(|c| c.min()).collect();
+    let hi: Vec<f64> = d.x.column_iter().map(|c| c.max()).collect();
+    let xs = (0..n_inst.min(te.n_rows()))
+        .map(|i| te.x.row(i).iter().copied().collect())
+        .collect();
+    Ok(Prepared {
+        net,
+        acc,
+        domain: InputBox::new(lo, hi)?,
+        xs,
+        n_features: d.n_features(),
+    })
+}
+
+/// Checks explanations independently, in parallel (entailment by the class-margin MILPs,
+/// necessity by their witnesses re-checked in f64): how many are valid, how many refuted, and
+/// the wall time.
+fn checked(
+    net: &provenn::Mlp,
+    domain: &InputBox,
+    xs: &[Vec<f64>],
+    explanations: &[Explanation],
+) -> Result<(usize, usize, f64)> {
+    use rayon::prelude::*;
+    let backend = default_backend();
+    let opts = SolveOptions {
+        time_limit: Some(std::time::Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let checks = xs
+        .par_iter()
+        .zip(explanations)
+        .map(|(x, e)| check_explanation(net, domain, x, e, &*backend, &opts))
+        .collect::<Result<Vec<_>, _>>()?;
+    let valid = checks.iter().filter(|c| c.is_valid()).count();
+    let refuted = checks.iter().filter(|c| c.is_refuted()).count();
+    Ok((valid, refuted, t.elapsed().as_secs_f64()))
+}
+
+/// `--provenn-only`: provenn's default explainer alone on the chosen networks, every
+/// explanation checked independently, beside the paper's Box+simplify time.
+fn provenn_only(ctx: &Ctx, rows: &[(&'static Row, usize)]) -> Result<String> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut md = String::new();
+    let _ = writeln!(md, "Only provenn's default explainer (`--provenn-only`): the paper's three modes were not run, so this table has no INMS times and no same-explanations column (the test suite checks that all modes, and the default explainer's options, give the deletion loop's explanations, against brute force). Networks, training, domain and instances as in the full table; explanations of different instances in parallel on {threads} threads, wall times for the whole set; the explainer as described for the **provenn** column of the full table, with its own LP-tightened global bounds (time in **bounds**). Every explanation is checked independently as there; a refuted one stops the experiment.\n");
+    let _ = writeln!(md, "| dataset | NN | test acc | inst | bounds (s) | provenn (s) | per instance (s) | paper Exp Ours (s) / inst | paper per instance (s) | MILPs (split) | tentative frees (refuted) | escalations | mean size | checked |");
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for &(row, n_inst) in rows {
+        let Prepared {
+            net,
+            acc,
+            domain,
+            xs,
+            n_features,
+        } = prepared(ctx, row, n_inst)?;
+        eprintln!(
+            "[xai-table1] {} {}L-{}N: provenn's explainer on {} instances",
+            row.dataset,
+            row.layers,
+            row.neurons,
+            xs.len()
+        );
+        let t = Instant::now();
+        let ex = AbductiveExplainer::new(
+            &net,
+            domain.clone(),
+            ExplainOptions {
+                time_limit: None,
+                ..ExplainOptions::default()
+            },
+        )?;
+        let bounds_time = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let explanations = ex
+            .explain_many(&xs)
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        let wall = t.elapsed().as_secs_f64();
+        let st = ExplainStats::total(explanations.iter().map(|e| &e.stats));
+        let (valid, refuted, check_time) = checked(&net, &domain, &xs, &explanations)?;
+        let n = xs.len().max(1) as f64;
+        let mean_size = explanations.iter().map(|e| e.features.len()).sum::<usize>() as f64 / n;
+        let undecided = st.unvalidated + st.timeouts;
+        let _ = writeln!(
+            md,
+            "| {} ({n_features}) | {}L-{}N | {acc:.3} | {} | {bounds_time:.2} | {wall:.2} | {:.2} | {:.2} / {} | {:.2} | {} ({}) | {} ({}) | {} | {mean_size:.1} | {valid}/{} in {check_time:.2} s{} |",
+            row.dataset,
+            row.layers,
+            row.neurons,
+            xs.len(),
+            wall / n,
+            row.paper[1],
+            row.instances,
+            row.paper[1] / row.instances as f64,
+            st.solver_calls,
+            st.split_decided,
+            st.tentative_frees,
+            st.refuted_frees,
+            st.escalations,
+            xs.len(),
+            if undecided > 0 { format!(" ({undecided} undecided queries)") } else { String::new() },
+        );
+        if refuted > 0 {
+            bail!(
+                "{} {}L-{}N: the independent check refuted {refuted} explanations",
+                row.dataset,
+                row.layers,
+                row.neurons
+            );
+        }
+    }
+    Ok(md)
+}
+
 struct ModeRun {
     wall: f64,
     stats: ExplainStats,
@@ -205,6 +354,9 @@ impl Experiment for XaiTable1 {
     }
     fn run(&self, ctx: &Ctx) -> Result<String> {
         let rows = selected(ctx)?;
+        if ctx.provenn_only {
+            return provenn_only(ctx, &rows);
+        }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut md = String::new();
         let _ = writeln!(md, "Setup as in the paper where it is stated, else as in the reference code (`explication-ann`):");
@@ -219,42 +371,22 @@ impl Experiment for XaiTable1 {
         let _ = writeln!(md, "- Instances per network: the paper's counts in `--full`; `--quick` runs Iris, Wine and Digits 3L-8N with at most 10 instances (the INMS baseline alone takes over 15 minutes on Sonar 6L-8N and Digits 6L-12N here), `--smoke` at 2; `--network dataset:nL-mN` picks networks and `--instances N` caps the count.");
         let _ = writeln!(md, "- Every mode must return the same explanations (checked below); every explanation of the provenn column is also checked independently: entailment by a different MILP encoding (one MILP per other class, proofs confirmed by a second solve), and each kept feature's necessity by the counterexample the explainer kept it with, re-evaluated in f64 (a MILP when there is none). **checked** gives valid / explanations and the wall time of the checks (60 s per solver call; a check that runs out is counted as not valid, not as refuted); a refuted explanation stops the experiment.\n");
         let split_secs = DEFAULT_SPLIT_TIME_LIMIT.as_secs_f64();
-        let _ = writeln!(md, "- **provenn (s)**: provenn's default explainer on the same network, with its own global bounds (its default: interval ∩ CROWN, then two LPs per unstable neuron, time in **provenn bounds (s)**; each query intersects them with bounds on its own box, so the MILP bounds of the other modes made explanations at most ~10% faster where measured, at minutes of setup on deep networks) — Box+simplify plus CROWN margins as pre-check and CROWN bounds in the simplification, plus a gradient-ascent counterexample search before each MILP, started from the instance, random points and the explanation's latest counterexamples (found counterexamples are checked in f64), plus input-splitting branch and bound with CROWN (at most {DEFAULT_SPLIT_BUDGET} pieces and {split_secs:.1} s per query; undecided queries go to the MILP; once splitting has decided a query, the next query's MILP first gets as long as that decision took), plus LP-tightened neuron bounds on each query box before its MILP, plus, for a MILP not decided within 1 s (or, if longer, 1.5 times the slowest MILP that such a 1 s-or-longer trial has decided earlier in that explanation), bounds tightened by MILPs of at most 0.3 s each on its box before solving it again. Not in the paper; the same explanations are required. **provenn MILPs** counts its solver calls (queries decided by splitting in parentheses).\n");
+        let _ = writeln!(md, "- **provenn (s)**: provenn's default explainer on the same network, with its own global bounds (its default: interval ∩ CROWN, then two LPs per unstable neuron, time in **provenn bounds (s)**; each query intersects them with bounds on its own box, so the MILP bounds of the other modes made explanations at most ~10% faster where measured, at minutes of setup on deep networks) — Box+simplify plus CROWN margins as pre-check and CROWN bounds in the simplification, plus a gradient-ascent counterexample search before each MILP, started from the instance, random points and the explanation's latest counterexamples (found counterexamples are checked in f64), plus input-splitting branch and bound with CROWN (at most {DEFAULT_SPLIT_BUDGET} pieces and {split_secs:.1} s per query; undecided queries go to the MILP; once splitting has decided a query, the next query's MILP first gets as long as that decision took), plus LP-tightened neuron bounds on each query box before its MILP, plus, for a MILP not decided within 1 s (or, if longer, 1.5 times the slowest MILP that such a 1 s-or-longer trial has decided earlier in that explanation), bounds tightened by MILPs of at most 0.3 s each on its box before solving it again; and a query the cheap checks (bounds, counterexample search) leave open frees its feature tentatively, with one MILP proving up to {DEFAULT_SPECULATION} such frees at once on the box of the latest (boxes only grow along the loop); when that MILP finds a counterexample instead, the first wrong free is found (the earliest box holding the counterexample, and a MILP on the box before it), its feature kept, and the loop resumed after it. Not in the paper; the same explanations are required. **provenn MILPs** counts its solver calls (queries decided by splitting in parentheses).\n");
         let _ = writeln!(md, "| dataset | NN | test acc | inst | bounds (s) | Exp INMS (s) | Exp Box (s) | Exp Ours (s) | paper Exp INMS / Ours | Solver INMS / Ours (s) | paper Solver INMS / Ours | INMS ÷ Ours | provenn bounds (s) | provenn (s) | INMS ÷ provenn | provenn MILPs (split) | % bounds tightened (paper) | % bin removed before (paper) | % bin removed ours (paper) | mean size | same expl. | checked |");
         let _ = writeln!(
             md,
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
-        let backend = default_backend();
         // Per-call solver times, ours and the paper's, as a second table after the first.
         let mut per_call = String::new();
         for (row, n_inst) in rows {
-            let d = catalog::load(row.dataset, &ctx.data, &LoadOptions::default())?.dataset;
-            let s = split::train_val_test(d.n_rows(), 0.0, 0.1, d.targets.labels(), 0)?;
-            let (tr, te) = (d.select(&s.train), d.select(&s.test));
-            let fitted = FfnParams {
-                hidden: vec![row.neurons; row.layers - 1],
-                activation: Activation::Relu,
-                epochs: if ctx.mode == Mode::Smoke { 20 } else { 100 },
-                batch_size: 8,
-                learning_rate: 1e-3,
-                patience: None,
-                seed: 0,
-                ..Default::default()
-            }
-            .build()?
-            .fit(&tr, None, &mut |_| {})?;
-            let net = fitted.net;
-            let acc = match score(&net, &te)? {
-                Score::Accuracy(a) => a,
-                _ => f64::NAN,
-            };
-            let lo: Vec<f64> = d.x.column_iter().map(|c| c.min()).collect();
-            let hi: Vec<f64> = d.x.column_iter().map(|c| c.max()).collect();
-            let domain = InputBox::new(lo, hi)?;
-            let xs: Vec<Vec<f64>> = (0..n_inst.min(te.n_rows()))
-                .map(|i| te.x.row(i).iter().copied().collect())
-                .collect();
+            let Prepared {
+                net,
+                acc,
+                domain,
+                xs,
+                n_features,
+            } = prepared(ctx, row, n_inst)?;
             // Global bounds once per network, shared by the paper's modes (as in the reference). The
             // paper's modes: interval arithmetic only, no falsification.
             let t0 = Instant::now();
@@ -271,6 +403,7 @@ impl Experiment for XaiTable1 {
                     split_time_limit: None,
                     lp_tighten: false,
                     milp_tighten: None,
+                    speculation: 0,
                 },
                 default_backend(),
             )?;
@@ -326,24 +459,9 @@ impl Experiment for XaiTable1 {
             let best = &runs[3];
             let undecided = ours.stats.unvalidated + ours.stats.timeouts;
             // Every explanation of the provenn column (the library's default explainer, whose
-            // explanations equal the other modes') is checked, in parallel: entailment by the
-            // class-margin MILPs, necessity by its own witnesses re-checked in f64.
-            let check_opts = SolveOptions {
-                time_limit: Some(std::time::Duration::from_secs(60)),
-                ..Default::default()
-            };
-            let t = Instant::now();
-            let checks = {
-                use rayon::prelude::*;
-                xs.par_iter()
-                    .zip(&best.explanations)
-                    .map(|(x, e)| check_explanation(&net, &domain, x, e, &*backend, &check_opts))
-                    .collect::<Result<Vec<_>, _>>()?
-            };
-            let check_time = t.elapsed().as_secs_f64();
-            let checked = checks.iter().filter(|c| c.is_valid()).count();
-            let refuted = checks.iter().filter(|c| c.is_refuted()).count();
-            let to_check = checks.len();
+            // explanations equal the other modes') is checked.
+            let (checked, refuted, check_time) = checked(&net, &domain, &xs, &best.explanations)?;
+            let to_check = xs.len();
             let mean_size = ours
                 .explanations
                 .iter()
@@ -361,7 +479,7 @@ impl Experiment for XaiTable1 {
             let _ = writeln!(
                 md,
                 "| {} ({}) | {}L-{}N | {:.3} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} ({}) | {:.2} ({:.2}) | {:.2} ({:.2}) | {:.2} ({:.2}) | {:.1} | {} | {checked}/{to_check} in {check_time:.2} s{} |",
-                row.dataset, d.n_features(), row.layers, row.neurons, acc, xs.len(), bounds_time,
+                row.dataset, n_features, row.layers, row.neurons, acc, xs.len(), bounds_time,
                 runs[0].wall, runs[1].wall, ours.wall, p[0], p[1],
                 runs[0].stats.solver_time.as_secs_f64(), ours.stats.solver_time.as_secs_f64(), p[2], p[3],
                 runs[0].wall / ours.wall.max(1e-9),
@@ -382,7 +500,7 @@ impl Experiment for XaiTable1 {
                 1e3 * r.stats.solver_time.as_secs_f64() / r.stats.solver_calls.max(1) as f64
             };
             let ours_calls_per_inst = ours.stats.solver_calls as f64 / xs.len().max(1) as f64;
-            let paper_inms_ms = 1e3 * p[2] / (row.instances * d.n_features()) as f64;
+            let paper_inms_ms = 1e3 * p[2] / (row.instances * n_features) as f64;
             let paper_ours_ms = 1e3 * p[3] / (ours_calls_per_inst * row.instances as f64).max(1.0);
             let _ = writeln!(
                 per_call,
@@ -440,6 +558,7 @@ mod tests {
             max_seeds: None,
             max_instances,
             networks: networks.iter().map(|s| s.to_string()).collect(),
+            provenn_only: false,
         }
     }
 
@@ -473,6 +592,33 @@ mod tests {
         let quick = ctx(Mode::Quick, Some(50), &["iris:3L-3N"]);
         assert_eq!(picked(&quick), [("iris:3L-3N".to_string(), 10)]);
         assert_eq!(picked(&ctx(Mode::Full, Some(3), &[])).len(), ROWS.len());
+    }
+
+    /// `--provenn-only` runs the default explainer and checks every explanation; the row
+    /// reports both. Real data: skipped without `PROVENN_DATA` on a developer machine, an
+    /// error without it in CI.
+    #[test]
+    fn provenn_only_explains_and_checks_every_instance() {
+        let data = match std::env::var_os("PROVENN_DATA") {
+            Some(v) if !v.is_empty() => provenn::DataDir::new(std::path::PathBuf::from(v)),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("CI must set PROVENN_DATA so the real-data tests run")
+            }
+            _ => {
+                eprintln!("PROVENN_DATA not set: skipping a real-data test");
+                return;
+            }
+        };
+        let mut c = ctx(Mode::Smoke, Some(2), &["iris:3L-3N"]);
+        c.data = data;
+        c.provenn_only = true;
+        let md = XaiTable1.run(&c).unwrap();
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| iris (4) | 3L-3N |"))
+            .unwrap_or_else(|| panic!("no Iris row in\n{md}"));
+        assert!(row.contains("| 2/2 in "), "{row}");
+        assert!(!md.contains("INMS ÷"), "{md}");
     }
 
     #[test]
