@@ -496,8 +496,9 @@ impl AbductiveExplainer {
         let entailed_throughout = !loses(&self.net, x, class)?;
         let (lo, hi) = (self.domain.lower(), self.domain.upper());
         let group = self.options.speculation;
-        // Tentative frees not verified yet: position in `order` and the fixed set just after.
-        let mut pending: Vec<(usize, Vec<bool>)> = Vec::new();
+        // Tentative frees not verified yet: position in `order`, the fixed set just after, and
+        // the open query its screen left (so verifying it does not screen the box again).
+        let mut pending: Vec<Pending<'_>> = Vec::new();
         let mut p = 0;
         loop {
             let verify_now = !pending.is_empty() && (pending.len() >= group || p == order.len());
@@ -505,7 +506,11 @@ impl AbductiveExplainer {
                 let refuted = self.settle(x, &pending, class, &mut stats, &mut history)?;
                 if let Some((k, answer)) = refuted {
                     // Everything after the refuted free is redone on the corrected set.
-                    let (at, ref snapshot) = pending[k];
+                    let Pending {
+                        at,
+                        fixed: ref snapshot,
+                        ..
+                    } = pending[k];
                     let i = order[at];
                     fixed.clone_from(snapshot);
                     fixed[i] = true;
@@ -535,9 +540,13 @@ impl AbductiveExplainer {
             let answer = if group > 1 {
                 match self.screen(x, &fixed, class, Some(&recent), &mut stats)? {
                     Screened::Decided(e) => e,
-                    Screened::Open(_) => {
+                    Screened::Open(open) => {
                         stats.tentative_frees += 1;
-                        pending.push((p - 1, fixed.clone()));
+                        pending.push(Pending {
+                            at: p - 1,
+                            fixed: fixed.clone(),
+                            open,
+                        });
                         continue;
                     }
                 }
@@ -575,25 +584,28 @@ impl AbductiveExplainer {
     fn settle(
         &self,
         x: &[f64],
-        pending: &[(usize, Vec<bool>)],
+        pending: &[Pending<'_>],
         class: usize,
         stats: &mut ExplainStats,
         history: &mut QueryHistory,
     ) -> Result<Option<(usize, Entailment)>, MilpError> {
+        let mut decide = |q: &Pending<'_>, stats: &mut ExplainStats| {
+            self.solve_open(q.open.clone(), class, stats, history)
+        };
         // Invariant: `refuted` is the earliest pending free known not to be entailed, and the
         // first `top` are undecided. Boxes grow along the list, so once one of them is
         // entailed, so are all before it.
         let mut refuted = None;
         let mut top = pending.len();
         while top > 0 {
-            match self.decide_open(x, &pending[top - 1].1, class, stats, history)? {
+            match decide(&pending[top - 1], stats)? {
                 Entailment::Entailed => break,
                 Entailment::Counterexample(c) => {
                     // The earliest box holding `c` is not entailed either (and the boxes are
                     // nested, so `c` is in none before it).
                     let k = pending[..top]
                         .iter()
-                        .position(|(_, f)| in_box(x, f, &c))
+                        .position(|q| in_box(x, &q.fixed, &c))
                         .unwrap_or(top - 1);
                     refuted = Some((k, Entailment::Counterexample(c)));
                     top = k;
@@ -602,8 +614,8 @@ impl AbductiveExplainer {
                     // Undecided within the limit: decide the earlier ones one by one, as the
                     // deletion loop would, rather than step back through more timeouts.
                     refuted = Some((top - 1, Entailment::Unknown));
-                    for (k, (_, f)) in pending[..top - 1].iter().enumerate() {
-                        let e = self.decide_open(x, f, class, stats, history)?;
+                    for (k, q) in pending[..top - 1].iter().enumerate() {
+                        let e = decide(q, stats)?;
                         if e != Entailment::Entailed {
                             refuted = Some((k, e));
                             break;
@@ -656,21 +668,6 @@ impl AbductiveExplainer {
         history: &mut QueryHistory,
     ) -> Result<Entailment, MilpError> {
         match self.screen(x, fixed, class, Some(recent), stats)? {
-            Screened::Decided(e) => Ok(e),
-            Screened::Open(open) => self.solve_open(open, class, stats, history),
-        }
-    }
-
-    /// Decides a query whose falsifier run already failed: bound checks, then the solver.
-    fn decide_open(
-        &self,
-        x: &[f64],
-        fixed: &[bool],
-        class: usize,
-        stats: &mut ExplainStats,
-        history: &mut QueryHistory,
-    ) -> Result<Entailment, MilpError> {
-        match self.screen(x, fixed, class, None, stats)? {
             Screened::Decided(e) => Ok(e),
             Screened::Open(open) => self.solve_open(open, class, stats, history),
         }
@@ -944,10 +941,21 @@ impl AbductiveExplainer {
 
 /// A query the cheap checks left open: its box, the classes that may still beat the
 /// predicted one there, and the neuron bounds its MILP starts from.
+#[derive(Clone)]
 struct OpenQuery<'a> {
     qbox: InputBox,
     rivals: Vec<usize>,
     bounds: Cow<'a, NeuronBounds>,
+}
+
+/// A tentative free awaiting verification.
+struct Pending<'a> {
+    /// Position in the loop's order.
+    at: usize,
+    /// The fixed set just after it.
+    fixed: Vec<bool>,
+    /// Its query, as its screen left it.
+    open: OpenQuery<'a>,
 }
 
 /// What a query's cheap checks concluded.
