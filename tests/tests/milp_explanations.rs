@@ -118,14 +118,16 @@ proptest! {
         // falsifier off, every open query is a tentative free, so wrong ones are common and
         // the refutation path runs), or the default.
         let speculation = [0, 1, rng.gen_range(2..=4), provenn_milp::DEFAULT_SPECULATION][rng.gen_range(0..4)];
+        // The reference's one MILP per query, or one MILP per rival class.
+        let per_rival = rng.gen_bool(0.5);
         for mode in ExplainMode::ALL {
             let ex = AbductiveExplainer::new(&net, domain.clone(), ExplainOptions {
                 mode, tightening, time_limit: None, falsify, crown: !falsify, split_budget,
-                split_time_limit, lp_tighten, milp_tighten, speculation,
+                split_time_limit, lp_tighten, milp_tighten, speculation, per_rival,
             }).unwrap();
             let e = ex.explain(&x).unwrap();
             prop_assert_eq!(e.class, class);
-            prop_assert_eq!(&e.features, &expected, "mode {} speculation {}", mode.name(), speculation);
+            prop_assert_eq!(&e.features, &expected, "mode {} speculation {} per rival {}", mode.name(), speculation, per_rival);
             prop_assert!(e.stats.refuted_frees <= e.stats.tentative_frees);
             prop_assert_eq!(e.stats.unvalidated + e.stats.timeouts, 0);
             prop_assert_eq!(e.stats.constant_frees, constant.iter().filter(|c| **c).count());
@@ -211,6 +213,7 @@ fn milp_only(time_limit: Option<std::time::Duration>, speculation: usize) -> Exp
         lp_tighten: false,
         milp_tighten: None,
         speculation,
+        per_rival: false,
     }
 }
 
@@ -259,7 +262,8 @@ fn speculation_refuted_and_rerun_gives_the_deletion_result() {
 
 /// When the verifying MILPs run out of time, the tentative frees are decided one by one and
 /// an undecided one keeps its feature: the explanation may then not be minimal, but it still
-/// entails the class.
+/// entails the class. Half the runs ask one MILP per rival class, whose shared time limit
+/// runs out between rivals.
 #[test]
 fn speculation_under_timeouts_still_entails() {
     let mut timeouts = 0;
@@ -272,7 +276,10 @@ fn speculation_under_timeouts_still_entails() {
         let e = AbductiveExplainer::new(
             &net,
             domain.clone(),
-            milp_only(Some(std::time::Duration::from_nanos(1)), 64),
+            ExplainOptions {
+                per_rival: seed % 2 == 1,
+                ..milp_only(Some(std::time::Duration::from_nanos(1)), 64)
+            },
         )
         .unwrap()
         .explain(&x)

@@ -211,6 +211,10 @@ struct ExplainArgs {
     /// group of at most this many (0 or 1: one MILP per query, as in the reference).
     #[arg(long, default_value_t = provenn::milp::DEFAULT_SPECULATION)]
     speculation: usize,
+    /// Ask each open query with one MILP per rival class instead of the reference's single
+    /// MILP with one indicator binary per rival (faster where few classes stay in contention).
+    #[arg(long)]
+    per_rival: bool,
 }
 
 #[derive(Args)]
@@ -907,6 +911,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
             lp_tighten: !a.no_lp_tighten,
             milp_tighten,
             speculation: a.speculation,
+            per_rival: a.per_rival,
         },
     )?;
     let g = explainer.global_bounds();

@@ -404,6 +404,7 @@ impl Experiment for XaiTable1 {
                     lp_tighten: false,
                     milp_tighten: None,
                     speculation: 0,
+                    per_rival: false,
                 },
                 default_backend(),
             )?;
