@@ -109,10 +109,12 @@ proptest! {
         let lp_tighten = rng.gen_bool(0.5);
         // MILP tightening: off, or escalating every query at once (a MILP on these networks
         // never takes a second, so "after 1 s" would never run), with limits short enough to
-        // stop some tightening MILPs at their dual bound.
+        // stop some tightening MILPs at their dual bound, and LP on none, some or all of the
+        // last layers (the networks have 2–3 layers, the output layer included).
         let milp_tighten = rng.gen_bool(0.5).then(|| provenn_milp::QueryTightening {
             after: std::time::Duration::ZERO,
             per_solve: std::time::Duration::from_micros(rng.gen_range(1..2_000)),
+            lp_layers: rng.gen_range(0..=4),
         });
         // Tentative frees proven in groups: off, one at a time, small groups (with the
         // falsifier off, every open query is a tentative free, so wrong ones are common and

@@ -166,9 +166,15 @@ pub struct QueryTightening {
     /// so far, since each query frees one feature more than an earlier one (zero: tighten
     /// first, without a trial).
     pub after: Duration,
-    /// Time limit of each tightening MILP (two per unstable hidden neuron); one that runs out
-    /// still gives its proven dual bound.
+    /// Time limit of each tightening MILP (two per unstable neuron); one that runs out still
+    /// gives its proven dual bound.
     pub per_solve: Duration,
+    /// How many of the last layers, the output layer included, are tightened by LP (on the
+    /// bounds the MILPs left before them) instead of by MILP. 0: MILPs on every hidden layer
+    /// and the output layer left as it was; 1: the output layer by LP too; 2 (the default):
+    /// the last hidden layer by LP as well, whose MILPs carry the binaries of all the layers
+    /// before it and cost the most.
+    pub lp_layers: usize,
 }
 
 impl Default for QueryTightening {
@@ -178,10 +184,16 @@ impl Default for QueryTightening {
     /// 822 s (unfinished) → 205.1 s, and 161 s once the tightening started from the query's
     /// bounds and skipped the output layer. 0.1 s per MILP made that instance 267 s, 0.6 s
     /// made it 157 s. A query decided within 1 s is untouched.
+    ///
+    /// LP on the last two layers: Digits 6L-12N test rows 3–7, one at a time on one thread,
+    /// took 186.3 s against 240.7 s with MILPs on every hidden layer (tightening 139 s → 47 s,
+    /// the MILPs after it somewhat slower); 220.3 s with LP on the output layer alone, and LP on
+    /// the last three layers made row 5 alone take 149.7 s (67.1 s).
     fn default() -> Self {
         QueryTightening {
             after: Duration::from_secs(1),
             per_solve: Duration::from_millis(300),
+            lp_layers: 2,
         }
     }
 }
@@ -250,10 +262,11 @@ pub struct ExplainStats {
     /// LPs solved to tighten query-box bounds before MILPs (not in `solver_calls`).
     pub lp_solves: usize,
     /// Queries escalated to MILP tightening ([`ExplainOptions::milp_tighten`]), and the
-    /// tightening MILPs they solved (not in `solver_calls`).
+    /// tightening solves they made: MILPs, and LPs on the last [`QueryTightening::lp_layers`]
+    /// layers (not in `solver_calls`).
     pub escalations: usize,
     /// See `escalations`.
-    pub tightening_milps: usize,
+    pub tightening_solves: usize,
     /// Features freed tentatively ([`ExplainOptions::speculation`]), counted again when a
     /// refutation sends the loop back over them.
     pub tentative_frees: usize,
@@ -289,7 +302,7 @@ impl ExplainStats {
         self.split_pieces += o.split_pieces;
         self.lp_solves += o.lp_solves;
         self.escalations += o.escalations;
-        self.tightening_milps += o.tightening_milps;
+        self.tightening_solves += o.tightening_solves;
         self.tentative_frees += o.tentative_frees;
         self.refuted_frees += o.refuted_frees;
         self.solver_time += o.solver_time;
@@ -885,26 +898,34 @@ impl AbductiveExplainer {
                 }
             }
             if trial.is_none() {
-                // Hidden layers only: the output layer's MILPs are as hard as the query itself,
-                // and skipping them made Digits 6L-12N's 5th test instance 1.37× faster
+                // Never MILPs on the output layer: they are as hard as the query itself, and
+                // skipping them made Digits 6L-12N's 5th test instance 1.37× faster
                 // (228 s → 167 s).
-                let t = tightened_from(
-                    &self.net,
-                    &qbox,
-                    bounds.into_owned(),
-                    0..self.net.layers().len() - 1,
-                    Tightening::Milp,
-                    &*self.backend,
-                    &SolveOptions {
-                        time_limit: Some(e.per_solve),
-                        ..Default::default()
-                    },
-                )?;
+                let n = self.net.layers().len();
+                let lp_from = n.saturating_sub(e.lp_layers.max(1));
+                let lp_to = if e.lp_layers == 0 { lp_from } else { n };
                 stats.escalations += 1;
-                stats.tightening_milps += t.solves;
-                stats.solver_time += t.time;
-                stats.tightening_time += t.time;
-                bounds = Cow::Owned(t.bounds);
+                for (layers, how, time_limit) in [
+                    (0..lp_from, Tightening::Milp, Some(e.per_solve)),
+                    (lp_from..lp_to, Tightening::Lp, self.options.time_limit),
+                ] {
+                    let t = tightened_from(
+                        &self.net,
+                        &qbox,
+                        bounds.into_owned(),
+                        layers,
+                        how,
+                        &*self.backend,
+                        &SolveOptions {
+                            time_limit,
+                            ..Default::default()
+                        },
+                    )?;
+                    stats.tightening_solves += t.solves;
+                    stats.solver_time += t.time;
+                    stats.tightening_time += t.time;
+                    bounds = Cow::Owned(t.bounds);
+                }
             }
         }
         let (inputs, out) = match trial {
