@@ -115,6 +115,7 @@ proptest! {
             after: std::time::Duration::ZERO,
             per_solve: std::time::Duration::from_micros(rng.gen_range(1..2_000)),
             lp_layers: rng.gen_range(0..=4),
+            per_rival: rng.gen_bool(0.5),
         });
         // Tentative frees proven in groups: off, one at a time, small groups (with the
         // falsifier off, every open query is a tentative free, so wrong ones are common and

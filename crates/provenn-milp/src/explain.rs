@@ -175,6 +175,10 @@ pub struct QueryTightening {
     /// the last hidden layer by LP as well, whose MILPs carry the binaries of all the layers
     /// before it and cost the most.
     pub lp_layers: usize,
+    /// Solve an escalated query, once tightened, as one MILP per rival class, as
+    /// [`ExplainOptions::per_rival`] does for every query: with the output bounds just
+    /// tightened, that is where it pays.
+    pub per_rival: bool,
 }
 
 impl Default for QueryTightening {
@@ -188,12 +192,18 @@ impl Default for QueryTightening {
     /// LP on the last two layers: Digits 6L-12N test rows 3–7, one at a time on one thread,
     /// took 186.3 s against 240.7 s with MILPs on every hidden layer (tightening 139 s → 47 s,
     /// the MILPs after it somewhat slower); 220.3 s with LP on the output layer alone, and LP on
-    /// the last three layers made row 5 alone take 149.7 s (67.1 s).
+    /// the last three layers made row 5 alone take 149.7 s (67.1 s). Over 23 more rows (0–2,
+    /// 8–16 and the odd ones to 37) 257.5 s against 334.8 s.
+    ///
+    /// One MILP per rival after tightening: rows 3–7 then took 119.8 s against 186.3 s (the
+    /// same, 118.0 s, with [`ExplainOptions::per_rival`] for every query, which is 1.9× slower
+    /// on MNIST 6L-8N, where queries rarely escalate).
     fn default() -> Self {
         QueryTightening {
             after: Duration::from_secs(1),
             per_solve: Duration::from_millis(300),
             lp_layers: 2,
+            per_rival: true,
         }
     }
 }
@@ -794,11 +804,13 @@ impl AbductiveExplainer {
             rivals,
             mut bounds,
         } = open;
+        // `per_rival`: one MILP per rival class rather than the reference's single MILP.
         let solve = |bounds: &NeuronBounds,
                      time_limit: Option<Duration>,
-                     stats: &mut ExplainStats|
+                     stats: &mut ExplainStats,
+                     per_rival: bool|
          -> Result<(Vec<VarId>, SolveOutcome), MilpError> {
-            if self.options.per_rival {
+            if per_rival {
                 return rival_by_rival(
                     &self.net,
                     &qbox,
@@ -832,7 +844,7 @@ impl AbductiveExplainer {
                 // about one more splitting run. On MNIST 6L-8N (784 inputs, about 0.43 ms a
                 // piece) the MILPs were faster: 3 test instances took 162 s → 130 s.
                 let limit = self.options.time_limit.map_or(last, |t| t.min(last));
-                let (inputs, out) = solve(&bounds, Some(limit), stats)?;
+                let (inputs, out) = solve(&bounds, Some(limit), stats, self.options.per_rival)?;
                 if out.status != SolveStatus::Unknown || Some(limit) == self.options.time_limit {
                     return self.conclude(&qbox, &bounds, class, &rivals, &inputs, &out, stats);
                 }
@@ -885,11 +897,12 @@ impl AbductiveExplainer {
             .milp_tighten
             .filter(|_| mode == ExplainMode::BoxSimplify);
         let mut trial = None;
+        let mut per_rival = self.options.per_rival;
         if let Some(e) = escalation {
             let after = history.trial(e.after);
             let limit = self.options.time_limit.map_or(after, |t| t.min(after));
             if !e.after.is_zero() {
-                let (inputs, out) = solve(&bounds, Some(limit), stats)?;
+                let (inputs, out) = solve(&bounds, Some(limit), stats, self.options.per_rival)?;
                 history.record_trial(&out, limit);
                 // Undecided within the trial: escalate, unless the trial already had the
                 // query's whole time limit.
@@ -905,6 +918,7 @@ impl AbductiveExplainer {
                 let lp_from = n.saturating_sub(e.lp_layers.max(1));
                 let lp_to = if e.lp_layers == 0 { lp_from } else { n };
                 stats.escalations += 1;
+                per_rival |= e.per_rival;
                 for (layers, how, time_limit) in [
                     (0..lp_from, Tightening::Milp, Some(e.per_solve)),
                     (lp_from..lp_to, Tightening::Lp, self.options.time_limit),
@@ -930,7 +944,7 @@ impl AbductiveExplainer {
         }
         let (inputs, out) = match trial {
             Some(done) => done,
-            None => solve(&bounds, self.options.time_limit, stats)?,
+            None => solve(&bounds, self.options.time_limit, stats, per_rival)?,
         };
         self.conclude(&qbox, &bounds, class, &rivals, &inputs, &out, stats)
     }

@@ -211,6 +211,10 @@ struct ExplainArgs {
     /// MILP (0: MILPs on every hidden layer, the output layer left as it was).
     #[arg(long, default_value_t = 2)]
     tighten_lp_layers: usize,
+    /// Solve a query after that tightening as the reference does (one MILP), not as one MILP
+    /// per rival class.
+    #[arg(long)]
+    tightened_one_milp: bool,
     /// Free features the cheap checks leave open tentatively and prove them with one MILP per
     /// group of at most this many (0 or 1: one MILP per query, as in the reference).
     #[arg(long, default_value_t = provenn::milp::DEFAULT_SPECULATION)]
@@ -884,6 +888,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
             after: secs(a.escalate_after, "escalate-after")?,
             per_solve: secs(a.tighten_limit, "tighten-limit")?,
             lp_layers: a.tighten_lp_layers,
+            per_rival: !a.tightened_one_milp,
         })
     };
     let lo: Vec<f64> = d.x.column_iter().map(|c| c.min()).collect();
