@@ -805,6 +805,24 @@ impl AbductiveExplainer {
             rivals,
             mut bounds,
         } = open;
+        // Tightened bounds on the query box: `how` on `layers`, each solve within `time_limit`.
+        let tighten = |bounds: NeuronBounds,
+                       layers: std::ops::Range<usize>,
+                       how: Tightening,
+                       time_limit: Option<Duration>| {
+            tightened_from(
+                &self.net,
+                &qbox,
+                bounds,
+                layers,
+                how,
+                &*self.backend,
+                &SolveOptions {
+                    time_limit,
+                    ..Default::default()
+                },
+            )
+        };
         // `per_rival`: one MILP per rival class rather than the reference's single MILP.
         let solve = |bounds: &NeuronBounds,
                      time_limit: Option<Duration>,
@@ -876,17 +894,11 @@ impl AbductiveExplainer {
         if self.options.lp_tighten && mode == ExplainMode::BoxSimplify {
             // Two LPs per unstable neuron on the query box cost about 60 ms on Digits 6L-12N
             // and made its hard MILPs (12–17 free features) about 1.8× faster.
-            let t = tightened_from(
-                &self.net,
-                &qbox,
+            let t = tighten(
                 bounds.into_owned(),
                 0..self.net.layers().len(),
                 Tightening::Lp,
-                &*self.backend,
-                &SolveOptions {
-                    time_limit: self.options.time_limit,
-                    ..Default::default()
-                },
+                self.options.time_limit,
             )?;
             stats.lp_solves += t.solves;
             stats.solver_time += t.time;
@@ -924,18 +936,7 @@ impl AbductiveExplainer {
                     (0..lp_from, Tightening::Milp, Some(e.per_solve)),
                     (lp_from..lp_to, Tightening::Lp, self.options.time_limit),
                 ] {
-                    let t = tightened_from(
-                        &self.net,
-                        &qbox,
-                        bounds.into_owned(),
-                        layers,
-                        how,
-                        &*self.backend,
-                        &SolveOptions {
-                            time_limit,
-                            ..Default::default()
-                        },
-                    )?;
+                    let t = tighten(bounds.into_owned(), layers, how, time_limit)?;
                     stats.tightening_solves += t.solves;
                     stats.solver_time += t.time;
                     stats.tightening_time += t.time;
