@@ -107,14 +107,17 @@ proptest! {
         let split_time_limit =
             rng.gen_bool(0.5).then(|| std::time::Duration::from_micros(rng.gen_range(0..2_000)));
         let lp_tighten = rng.gen_bool(0.5);
-        // MILP tightening: off, or escalating every query at once (a MILP on these networks
-        // never takes a second, so "after 1 s" would never run), with limits short enough to
+        // MILP tightening: off, or escalating every query at once or after a trial of a few
+        // microseconds, which these MILPs may or may not finish (a MILP on these networks never
+        // takes a second, so "after 1 s" would never escalate; with `trial_once` the queries
+        // after an escalation skip the trial), with limits short enough to
         // stop some tightening MILPs at their dual bound, and LP on none, some or all of the
         // last layers (the networks have 2–3 layers, the output layer included).
         let milp_tighten = rng.gen_bool(0.5).then(|| provenn_milp::QueryTightening {
-            after: std::time::Duration::ZERO,
+            after: std::time::Duration::from_micros([0, rng.gen_range(1..300)][rng.gen_range(0..2)]),
             per_solve: std::time::Duration::from_micros(rng.gen_range(1..2_000)),
             lp_layers: rng.gen_range(0..=4),
+            trial_once: rng.gen_bool(0.5),
             per_rival: rng.gen_bool(0.5),
         });
         // Tentative frees proven in groups: off, one at a time, small groups (with the
@@ -142,6 +145,45 @@ proptest! {
                 prop_assert_eq!(check.by_witness, e.features.len());
                 tampered_explanations_fail(&net, &domain, &x, &e, mask, &*backend)?;
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// The oracle itself: its MILPs stop once a rival can no longer come within `τ` of the
+    /// class, so an "entailed" must survive dense sampling of the box (every corner and 3,000
+    /// uniform points, evaluated in f64), and a counterexample must lie in the box and lose.
+    #[test]
+    fn class_margin_entailment_survives_sampling(seed in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let net = random_classifier(&mut rng);
+        let n = net.n_inputs();
+        let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
+        for i in 0..n {
+            let (a, b): (f64, f64) = (rng.gen_range(0.0..=1.0), rng.gen_range(0.0..=1.0));
+            let fixed = rng.gen_bool(0.3);
+            lo[i] = a.min(b);
+            hi[i] = if fixed { lo[i] } else { a.max(b) };
+        }
+        let b = InputBox::new(lo.clone(), hi.clone()).unwrap();
+        let centre: Vec<f64> = (0..n).map(|i| 0.5 * (lo[i] + hi[i])).collect();
+        let class = provenn_milp::predicted_class(net.forward(&DVector::from_row_slice(&centre)).unwrap().as_slice());
+        let loses = |p: &[f64]| {
+            let y = net.forward(&DVector::from_row_slice(p)).unwrap();
+            (0..y.len()).any(|j| j != class && y[j] >= y[class])
+        };
+        match entailed_by_class_margins(&net, &b, class, &*default_backend(), &SolveOptions::default()).unwrap() {
+            Entailment::Entailed => {
+                let corners = (0..1u32 << n).map(|m| (0..n).map(|i| if m & (1 << i) != 0 { hi[i] } else { lo[i] }).collect::<Vec<_>>());
+                let uniform: Vec<Vec<f64>> = (0..3_000).map(|_| (0..n).map(|i| if hi[i] > lo[i] { rng.gen_range(lo[i]..=hi[i]) } else { lo[i] }).collect()).collect();
+                for p in corners.chain(uniform) {
+                    prop_assert!(!loses(&p), "entailed, but {:?} loses", p);
+                }
+            }
+            Entailment::Counterexample(c) => prop_assert!(b.contains(&c) && loses(&c)),
+            Entailment::Unknown => {}
         }
     }
 }

@@ -176,6 +176,12 @@ pub struct QueryTightening {
     /// the last hidden layer by LP as well, whose MILPs carry the binaries of all the layers
     /// before it and cost the most.
     pub lp_layers: usize,
+    /// Once a query of an explanation has escalated, escalate its later queries without a
+    /// trial: they free more features, and in the Digits 6L-12N rows traced (4 and 77) every
+    /// query after the first escalation escalated too. Test rows 3–7, 87, 131 and 135, one at
+    /// a time, side by side: 229.4 s against 254.7 s (the same tightening solves; each
+    /// skipped trial saved its second).
+    pub trial_once: bool,
     /// Solve an escalated query, once tightened, as one MILP per rival class, as
     /// [`ExplainOptions::per_rival`] does for every query: with the output bounds just
     /// tightened, that is where it pays.
@@ -205,6 +211,7 @@ impl Default for QueryTightening {
             after: Duration::from_secs(1),
             per_solve: Duration::from_millis(300),
             lp_layers: 2,
+            trial_once: true,
             per_rival: true,
         }
     }
@@ -915,7 +922,8 @@ impl AbductiveExplainer {
         if let Some(e) = escalation {
             let after = history.trial(e.after);
             let limit = self.options.time_limit.map_or(after, |t| t.min(after));
-            if !e.after.is_zero() {
+            let skip_trial = e.after.is_zero() || (e.trial_once && history.escalated);
+            if !skip_trial {
                 let (inputs, out) = solve(&bounds, Some(limit), stats, self.options.per_rival)?;
                 history.record_trial(&out, limit);
                 // Undecided within the trial: escalate, unless the trial already had the
@@ -932,6 +940,7 @@ impl AbductiveExplainer {
                 let lp_from = n.saturating_sub(e.lp_layers.max(1));
                 let lp_to = if e.lp_layers == 0 { lp_from } else { n };
                 stats.escalations += 1;
+                history.escalated = true;
                 per_rival |= e.per_rival;
                 for (layers, how, time_limit) in [
                     (0..lp_from, Tightening::Milp, Some(e.per_solve)),
@@ -1051,6 +1060,8 @@ struct QueryHistory {
     /// The slowest MILP that decided a query within its escalation trial; later trials last
     /// [`TRIAL_GROWTH`] times as long, if that is longer than [`QueryTightening::after`].
     slowest_trial: Duration,
+    /// A query of this explanation has escalated ([`QueryTightening::trial_once`]).
+    escalated: bool,
 }
 
 impl QueryHistory {
@@ -1059,6 +1070,7 @@ impl QueryHistory {
             split_on,
             split_last: None,
             slowest_trial: Duration::ZERO,
+            escalated: false,
         }
     }
 
@@ -1305,8 +1317,13 @@ pub fn entailed_by_class_margins(
     Ok(class_margins(net, qbox, &bounds, class, &rivals, backend, options)?.0)
 }
 
-/// One MILP per other class `j` maximising `o_j − o_class` over `qbox`; returns the answer,
-/// the number of solver calls and the solver time.
+/// One MILP per other class `j` maximising `o_j − o_class` over the points of `qbox` where it
+/// is at least `−τ` (`τ` the padding of a proven bound at 0), stopping at the first point
+/// past [`CLEAR_MARGIN`]; returns the answer, the number of solver calls and the solver time.
+/// Rival `j` is ruled out when that MILP is infeasible (or its proven bound, padded, is below
+/// zero). Without the cut-off row each MILP had to close its gap at the exact (negative)
+/// maximum, where only its sign matters: checking Digits 6L-12N explanations (test rows 3, 6
+/// and 7, 60 s per solve) took 60.1 s with it against 136.8 s.
 fn class_margins(
     net: &Mlp,
     qbox: &InputBox,
@@ -1325,8 +1342,16 @@ fn class_margins(
         let mut d: Lin = enc.outputs[j].clone();
         d.add_scaled(-1.0, &enc.outputs[class]);
         let mut mm = m.clone();
+        let tau = pad_for(backend.tolerance(), 0.0, &d);
+        mm.ge(d.coefs.clone(), -tau - d.constant);
         mm.set_objective(Sense::Maximise, d.coefs.clone());
-        let out = backend.solve(&mm, options)?;
+        let out = backend.solve(
+            &mm,
+            &SolveOptions {
+                objective_target: Some(CLEAR_MARGIN - d.constant),
+                ..*options
+            },
+        )?;
         calls += 1;
         time += out.time;
         if !out.values.is_empty() {

@@ -215,6 +215,10 @@ struct ExplainArgs {
     /// per rival class.
     #[arg(long)]
     tightened_one_milp: bool,
+    /// Give every query its MILP's trial before escalating, even after an earlier query of the
+    /// same explanation escalated (by default later queries escalate at once).
+    #[arg(long)]
+    trial_every_query: bool,
     /// Free features the cheap checks leave open tentatively and prove them with one MILP per
     /// group of at most this many (0 or 1: one MILP per query, as in the reference).
     #[arg(long, default_value_t = provenn::milp::DEFAULT_SPECULATION)]
@@ -888,6 +892,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
             after: secs(a.escalate_after, "escalate-after")?,
             per_solve: secs(a.tighten_limit, "tighten-limit")?,
             lp_layers: a.tighten_lp_layers,
+            trial_once: !a.trial_every_query,
             per_rival: !a.tightened_one_milp,
         })
     };
