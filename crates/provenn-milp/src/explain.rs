@@ -167,8 +167,8 @@ pub struct QueryTightening {
     /// so far, since each query frees one feature more than an earlier one (zero: tighten
     /// first, without a trial).
     pub after: Duration,
-    /// Time limit of each tightening MILP (two per unstable neuron); one that runs out still
-    /// gives its proven dual bound.
+    /// Time limit of each tightening MILP (two per unstable neuron); one that runs out gives
+    /// its LP relaxation's bound instead.
     pub per_solve: Duration,
     /// How many of the last layers, the output layer included, are tightened by LP (on the
     /// bounds the MILPs left before them) instead of by MILP. 0: MILPs on every hidden layer
