@@ -1,7 +1,7 @@
 //! Global neuron bounds over an input box: bound propagation (interval ∩ CROWN), then optional
 //! per-neuron LP or MILP tightening. A solver bound only replaces a propagated one when the
-//! solver *proved* it (optimal; for a MILP stopped at its limit, the bound of its LP
-//! relaxation solved to optimality), padded for its tolerances.
+//! solver *proved* it (optimal, or the backend's proven bound at a limit), padded for its
+//! tolerances.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use provenn_bounds::{BoundPropagator, CrownBounds, InputBox, IntervalBounds};
 use provenn_nn::Mlp;
 use rayon::prelude::*;
 
-use crate::backend::{Backend, SolveOptions, SolveStatus};
+use crate::backend::{Backend, SolveOptions};
 use crate::encoding::{encode_activation, input_vars, layer_pre, EncodingStats, Lin, NeuronBounds};
 use crate::model::{Milp, Sense};
 use crate::MilpError;
@@ -124,22 +124,7 @@ pub fn tightened_from(
                         let mut mm = m.clone();
                         mm.set_objective(sense, r.coefs.clone());
                         let out = backend.solve(&mm, options)?;
-                        let bound = if out.status == SolveStatus::Optimal || mm.n_integer() == 0 {
-                            out.bound
-                        } else {
-                            // A MILP stopped at its limit: HiGHS has reported dual bounds
-                            // past the optimum there (tests/milp_bounds.rs, seed
-                            // 9661093671480682536: −1.392 for a minimum of −1.462, whose LP
-                            // relaxation gives −1.462), so take the LP relaxation's bound.
-                            // Digits 6L-12N test rows one at a time, side by side, against
-                            // trusting the MILP's bound: rows 3–7 88.5 s against 88.8 s, rows
-                            // 87 and 131 111.6 s against 100.2 s.
-                            for v in &mut mm.vars {
-                                v.integer = false;
-                            }
-                            backend.solve(&mm, &SolveOptions::default())?.bound
-                        };
-                        Ok(bound.map(|b| {
+                        Ok(out.bound.map(|b| {
                             let pad = pad_for(backend.tolerance(), b + r.constant, r);
                             match sense {
                                 Sense::Maximise => b + r.constant + pad,

@@ -139,10 +139,21 @@ fn solve_once(
             // An LP solved to optimality: the optimum is the objective (up to tolerance).
             (status == SolveStatus::Optimal).then(|| solved.objective_value())
         }
-        (_, Some(_)) => solved
+        (SolveStatus::Optimal, Some(_)) => solved
             .double_info_value(c"mip_dual_bound")
             .ok()
             .filter(|b| b.is_finite()),
+        // A MIP stopped at a limit with a point: HiGHS has reported dual bounds past the
+        // optimum there (`tests/milp_bounds.rs`, seed 9661093671480682536: −1.392 for a
+        // neuron whose minimum, and LP relaxation, is −1.462, after a 1.4 ms limit), so the
+        // bound is that of the LP relaxation, solved to optimality.
+        (_, Some(_)) => {
+            let mut lp = milp.clone();
+            for v in &mut lp.vars {
+                v.integer = false;
+            }
+            solve_once(&lp, &SolveOptions::default(), Instant::now(), config)?.bound
+        }
     };
     Ok(SolveOutcome {
         status,

@@ -56,7 +56,8 @@ pub struct SolveOutcome {
     /// Objective of the returned point, when there is one.
     pub objective: Option<f64>,
     /// Proven bound on the optimum (upper for maximisation, lower for minimisation), in the
-    /// solver's arithmetic: callers pad it by [`Backend::tolerance`].
+    /// solver's arithmetic: callers pad it by [`Backend::tolerance`]. For a MILP stopped at a
+    /// limit, HiGHS's is its LP relaxation's.
     pub bound: Option<f64>,
     /// Values of the variables (empty without a point).
     pub values: Vec<f64>,
