@@ -111,7 +111,8 @@ proptest! {
         // microseconds, which these MILPs may or may not finish (a MILP on these networks never
         // takes a second, so "after 1 s" would never escalate; with `trial_once` the queries
         // after an escalation skip the trial), with limits short enough to
-        // stop some tightening MILPs at their dual bound, and LP on none, some or all of the
+        // stop some tightening MILPs at their limit (whose bound is then the LP relaxation's),
+        // and LP on none, some or all of the
         // last layers (the networks have 2–3 layers, the output layer included).
         let milp_tighten = rng.gen_bool(0.5).then(|| provenn_milp::QueryTightening {
             after: std::time::Duration::from_micros([0, rng.gen_range(1..300)][rng.gen_range(0..2)]),

@@ -143,6 +143,9 @@ fn solve_once(
             .double_info_value(c"mip_dual_bound")
             .ok()
             .filter(|b| b.is_finite()),
+        // Stopped at a point past the objective target: its callers want the point, so no
+        // LP relaxation is solved for a bound nobody reads (one per counterexample found).
+        _ if solved.status() == HighsModelStatus::ObjectiveTarget => None,
         // A MIP stopped at a limit with a point: HiGHS has reported dual bounds past the
         // optimum there (`tests/milp_bounds.rs`, seed 9661093671480682536: −1.392 for a
         // neuron whose minimum, and LP relaxation, is −1.462, after a 1.4 ms limit), so the
