@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use provenn_bounds::InputBox;
 use provenn_milp::{
     check_explanation, default_backend, entailed_by_class_margins, AbductiveExplainer, Entailment,
-    ExplainMode, ExplainOptions, SolveOptions, Tightening,
+    ExplainMode, ExplainOptions, MarginBounds, SolveOptions, Tightening,
 };
 use provenn_nn::Mlp;
 use rand::{Rng, SeedableRng};
@@ -69,7 +69,7 @@ proptest! {
         // Entailment of every subset of fixed features (bit i set = feature i fixed).
         let mut table = Vec::with_capacity(1 << n);
         for mask in 0..(1u32 << n) {
-            let e = entailed_by_class_margins(&net, &subset_box(&domain, &x, mask), class, &*backend, &opts).unwrap();
+            let e = entailed_by_class_margins(&net, &subset_box(&domain, &x, mask), class, MarginBounds::Propagated, &*backend, &opts).unwrap();
             if let Entailment::Counterexample(c) = &e {
                 // The oracle's own witnesses are real: inside the box, and another class wins.
                 let b = subset_box(&domain, &x, mask);
@@ -153,11 +153,18 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
-    /// The oracle itself: its MILPs stop once a rival can no longer come within `τ` of the
-    /// class, so an "entailed" must survive dense sampling of the box (every corner and 3,000
-    /// uniform points, evaluated in f64), and a counterexample must lie in the box and lose.
+    /// The oracle and the checker's entailment: their MILPs stop once a rival can no longer
+    /// come within `τ` of the class, so an "entailed" must survive dense sampling of the box
+    /// (every corner and 3,000 uniform points, evaluated in f64), and a counterexample must lie
+    /// in the box and lose; on propagated bounds and on tightened ones (whose tightening MILPs
+    /// may stop at a limit of a few microseconds, confirmed or not), which never contradict
+    /// each other.
     #[test]
-    fn class_margin_entailment_survives_sampling(seed in any::<u64>()) {
+    fn class_margin_entailment_survives_sampling(
+        seed in any::<u64>(),
+        limit_us in prop_oneof![Just(0u64), 1..3_000u64],
+        confirm in any::<bool>(),
+    ) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let net = random_classifier(&mut rng);
         let n = net.n_inputs();
@@ -175,16 +182,38 @@ proptest! {
             let y = net.forward(&DVector::from_row_slice(p)).unwrap();
             (0..y.len()).any(|j| j != class && y[j] >= y[class])
         };
-        match entailed_by_class_margins(&net, &b, class, &*default_backend(), &SolveOptions::default()).unwrap() {
-            Entailment::Entailed => {
-                let corners = (0..1u32 << n).map(|m| (0..n).map(|i| if m & (1 << i) != 0 { hi[i] } else { lo[i] }).collect::<Vec<_>>());
-                let uniform: Vec<Vec<f64>> = (0..3_000).map(|_| (0..n).map(|i| if hi[i] > lo[i] { rng.gen_range(lo[i]..=hi[i]) } else { lo[i] }).collect()).collect();
-                for p in corners.chain(uniform) {
-                    prop_assert!(!loses(&p), "entailed, but {:?} loses", p);
+        let corners = (0..1u32 << n).map(|m| (0..n).map(|i| if m & (1 << i) != 0 { hi[i] } else { lo[i] }).collect::<Vec<_>>());
+        let uniform: Vec<Vec<f64>> = (0..3_000).map(|_| (0..n).map(|i| if hi[i] > lo[i] { rng.gen_range(lo[i]..=hi[i]) } else { lo[i] }).collect()).collect();
+        let samples: Vec<Vec<f64>> = corners.chain(uniform).collect();
+        let options = SolveOptions {
+            time_limit: (limit_us > 0).then(|| std::time::Duration::from_micros(limit_us)),
+            confirm_proofs: confirm,
+            ..SolveOptions::default()
+        };
+        let backend = default_backend();
+        let answers = [
+            entailed_by_class_margins(&net, &b, class, MarginBounds::Propagated, &*backend, &SolveOptions::default()).unwrap(),
+            entailed_by_class_margins(&net, &b, class, MarginBounds::Tightened, &*backend, &options).unwrap(),
+        ];
+        for e in &answers {
+            match e {
+                Entailment::Entailed => {
+                    for p in &samples {
+                        prop_assert!(!loses(p), "entailed, but {:?} loses", p);
+                    }
                 }
+                Entailment::Counterexample(c) => prop_assert!(b.contains(c) && loses(c)),
+                Entailment::Unknown => {}
             }
-            Entailment::Counterexample(c) => prop_assert!(b.contains(&c) && loses(&c)),
-            Entailment::Unknown => {}
+        }
+        // The two never contradict each other.
+        let decided = |e: &Entailment| match e {
+            Entailment::Entailed => Some(true),
+            Entailment::Counterexample(_) => Some(false),
+            Entailment::Unknown => None,
+        };
+        if let (Some(a), Some(t)) = (decided(&answers[0]), decided(&answers[1])) {
+            prop_assert_eq!(a, t);
         }
     }
 }

@@ -57,8 +57,9 @@ pub use certify::{Certificate, CertifyOptions, CertifyReport, ConstraintCertifie
 pub use encoding::{encode_network, EncodedNetwork, EncodingStats, Lin, NeuronBounds};
 pub use explain::{
     check_explanation, entailed_by_class_margins, predicted_class, AbductiveExplainer, Entailment,
-    ExplainMode, ExplainOptions, ExplainStats, Explanation, ExplanationCheck, QueryTightening,
-    DEFAULT_SPECULATION, DEFAULT_SPLIT_BUDGET, DEFAULT_SPLIT_TIME_LIMIT,
+    ExplainMode, ExplainOptions, ExplainStats, Explanation, ExplanationCheck, MarginBounds,
+    QueryTightening, DEFAULT_SPECULATION, DEFAULT_SPLIT_BUDGET, DEFAULT_SPLIT_TIME_LIMIT,
+    MARGIN_TIGHTENING_LIMIT,
 };
 pub use metrics::{adversity_index, constraint_accuracy, AdversityIndex};
 pub use model::{Milp, Sense, VarId};

@@ -191,7 +191,7 @@ pub(crate) fn decide_by_splitting(
 mod tests {
     use super::*;
     use crate::backend::{default_backend, SolveOptions};
-    use crate::explain::{entailed_by_class_margins, predicted_class, Entailment};
+    use crate::explain::{entailed_by_class_margins, predicted_class, Entailment, MarginBounds};
     use nalgebra::DVector;
     use proptest::prelude::*;
     use provenn_nn::{Activation, Dense};
@@ -259,7 +259,7 @@ mod tests {
                 .expect("splitting");
             prop_assert!(opened <= budget);
             let oracle = entailed_by_class_margins(
-                &net, &b, class, &*default_backend(), &SolveOptions::default(),
+                &net, &b, class, MarginBounds::Propagated, &*default_backend(), &SolveOptions::default(),
             ).expect("oracle");
             match answer {
                 SplitAnswer::Entailed => {
