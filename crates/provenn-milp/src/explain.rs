@@ -1308,9 +1308,9 @@ pub enum MarginBounds {
     /// Interval arithmetic intersected with CROWN: no solver claim enters the bounds (the
     /// test suite's brute-force oracle uses these).
     Propagated,
-    /// Those, tightened as an escalated explainer query is: LP on every layer, then MILPs
-    /// (each within [`MARGIN_TIGHTENING_LIMIT`], or its LP relaxation's bound) on the hidden
-    /// layers but the last, then LP on the last hidden layer and the output layer. Each bound
+    /// Those, tightened as an escalated explainer query is by default ([`QueryTightening`]'s
+    /// defaults): LP on every layer, then MILPs (each within `per_solve`, or its LP
+    /// relaxation's bound) on the layers before the last `lp_layers`, then LP on those. Each bound
     /// is one the solver proved, padded, and confirmed by a second solve when the options
     /// ask for it ([`SolveOptions::confirm_proofs`], as [`check_explanation`] does); a bound
     /// not proven leaves the propagated one. Checking explanations one thread each, the
@@ -1319,10 +1319,6 @@ pub enum MarginBounds {
     /// 17.4 s against 50.1 s (45.7 s).
     Tightened,
 }
-
-/// Time limit of each tightening MILP of [`MarginBounds::Tightened`] (the explainer's
-/// escalation default).
-pub const MARGIN_TIGHTENING_LIMIT: Duration = Duration::from_millis(300);
 
 /// Decides entailment with a different encoding from the explainer's: one MILP per other class
 /// maximising `o_j − o_class`, on bounds computed for the query box only (no global bounds, no
@@ -1338,13 +1334,14 @@ pub fn entailed_by_class_margins(
     check_encodable(net)?;
     let mut bounds = propagated_bounds(net, qbox)?;
     if how == MarginBounds::Tightened {
+        let recipe = QueryTightening::default();
         let n = net.layers().len();
-        let lp_from = n.saturating_sub(2);
+        let lp_from = n.saturating_sub(recipe.lp_layers.max(1));
         let per_milp = SolveOptions {
             time_limit: Some(
                 options
                     .time_limit
-                    .map_or(MARGIN_TIGHTENING_LIMIT, |t| t.min(MARGIN_TIGHTENING_LIMIT)),
+                    .map_or(recipe.per_solve, |t| t.min(recipe.per_solve)),
             ),
             ..*options
         };

@@ -59,7 +59,6 @@ pub use explain::{
     check_explanation, entailed_by_class_margins, predicted_class, AbductiveExplainer, Entailment,
     ExplainMode, ExplainOptions, ExplainStats, Explanation, ExplanationCheck, MarginBounds,
     QueryTightening, DEFAULT_SPECULATION, DEFAULT_SPLIT_BUDGET, DEFAULT_SPLIT_TIME_LIMIT,
-    MARGIN_TIGHTENING_LIMIT,
 };
 pub use metrics::{adversity_index, constraint_accuracy, AdversityIndex};
 pub use model::{Milp, Sense, VarId};
