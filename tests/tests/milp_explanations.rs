@@ -156,9 +156,9 @@ proptest! {
     /// The oracle and the checker's entailment: their MILPs stop once a rival can no longer
     /// come within `τ` of the class, so an "entailed" must survive dense sampling of the box
     /// (every corner and 3,000 uniform points, evaluated in f64), and a counterexample must lie
-    /// in the box and lose; on propagated bounds and on tightened ones (whose tightening MILPs
-    /// may stop at a limit of a few microseconds, confirmed or not), which never contradict
-    /// each other.
+    /// in the box and lose; on propagated bounds and on tightened ones (every solve of those,
+    /// tightening and class-margin MILPs alike, limited to 1–3,000 µs or not at all, confirmed
+    /// or not), which never contradict each other.
     #[test]
     fn class_margin_entailment_survives_sampling(
         seed in any::<u64>(),
