@@ -11,7 +11,9 @@
 //!   bound at a time limit fails here within a few cases (dropping the padding for solver
 //!   tolerance does not: sampling rarely lands within 1e-9 of an optimum);
 //! - without a time limit, MILP tightening of the first hidden layer after layer 0 is at least
-//!   as tight as LP tightening (both from the same start).
+//!   as tight as LP tightening (both from the same start), exact or sign-first
+//!   ([`Tightening::MilpSign`]), and every neuron the exact MILPs find stable the sign-first ones
+//!   find stable too (their zero cuts prove it by infeasibility).
 use nalgebra::DMatrix;
 use proptest::prelude::*;
 use provenn_bounds::InputBox;
@@ -88,7 +90,7 @@ proptest! {
             .merged(&propagated_bounds(&net, &sub).unwrap())
             .0;
 
-        let mode = if rng.gen_bool(0.5) { Tightening::Lp } else { Tightening::Milp };
+        let mode = [Tightening::Lp, Tightening::Milp, Tightening::MilpSign][rng.gen_range(0..3)];
         let time_limit = if rng.gen_bool(0.5) {
             Some(Duration::from_micros(rng.gen_range(1..2_000)))
         } else {
@@ -129,20 +131,41 @@ proptest! {
             let lp = tightened_from(&net, &sub, start.clone(), 1..2, Tightening::Lp, &*backend, &exact)
                 .unwrap();
             let milp =
-                tightened_from(&net, &sub, start, 1..2, Tightening::Milp, &*backend, &exact)
+                tightened_from(&net, &sub, start.clone(), 1..2, Tightening::Milp, &*backend, &exact)
                     .unwrap();
-            let (a, b) = (&milp.bounds.layers[1], &lp.bounds.layers[1]);
-            for i in 0..a.lower.len() {
-                // Both are padded by about 2·tol·(1 + |v| + ‖coefs‖₁); allow that much.
-                let tol = 1e-5 * (1.0 + b.lower[i].abs() + b.upper[i].abs());
-                prop_assert!(
-                    a.lower[i] >= b.lower[i] - tol && a.upper[i] <= b.upper[i] + tol,
-                    "neuron {i}: MILP [{}, {}] looser than LP [{}, {}]",
-                    a.lower[i],
-                    a.upper[i],
-                    b.lower[i],
-                    b.upper[i]
-                );
+            let sign =
+                tightened_from(&net, &sub, start, 1..2, Tightening::MilpSign, &*backend, &exact)
+                    .unwrap();
+            let b = &lp.bounds.layers[1];
+            for (name, t) in [("MILP", &milp), ("sign-first MILP", &sign)] {
+                let a = &t.bounds.layers[1];
+                for i in 0..a.lower.len() {
+                    // Both are padded by about 2·tol·(1 + |v| + ‖coefs‖₁); allow that much.
+                    let tol = 1e-5 * (1.0 + b.lower[i].abs() + b.upper[i].abs());
+                    prop_assert!(
+                        a.lower[i] >= b.lower[i] - tol && a.upper[i] <= b.upper[i] + tol,
+                        "neuron {i}: {name} [{}, {}] looser than LP [{}, {}]",
+                        a.lower[i],
+                        a.upper[i],
+                        b.lower[i],
+                        b.upper[i]
+                    );
+                }
+            }
+            if n_layers > 2 {
+                let (e, g) = (&milp.bounds.layers[1], &sign.bounds.layers[1]);
+                for i in 0..e.lower.len() {
+                    prop_assert!(
+                        !(e.lower[i] >= 0.0 || e.upper[i] <= 0.0)
+                            || g.lower[i] >= 0.0
+                            || g.upper[i] <= 0.0,
+                        "neuron {i}: exact MILP bounds [{}, {}] stable, sign-first [{}, {}] not",
+                        e.lower[i],
+                        e.upper[i],
+                        g.lower[i],
+                        g.upper[i]
+                    );
+                }
             }
         }
     }

@@ -120,6 +120,7 @@ proptest! {
             lp_layers: rng.gen_range(0..=4),
             trial_once: rng.gen_bool(0.5),
             per_rival: rng.gen_bool(0.5),
+            reuse_inside: rng.gen_bool(0.5),
         });
         // Tentative frees proven in groups: off, one at a time, small groups (with the
         // falsifier off, every open query is a tentative free, so wrong ones are common and

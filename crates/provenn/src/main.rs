@@ -171,7 +171,7 @@ struct ExplainArgs {
     /// Number of leading rows to explain when `--rows` is not given.
     #[arg(long, default_value_t = 10)]
     first: usize,
-    /// Global neuron bounds: none, lp or milp. In box-simplify mode each query also bounds its
+    /// Global neuron bounds: none, lp, milp or milp-sign. In box-simplify mode each query also bounds its
     /// own box, so milp (two MILPs per unstable neuron, minutes on deep networks) made
     /// explanations at most ~10% faster where measured.
     #[arg(long, default_value = "lp")]
@@ -219,6 +219,10 @@ struct ExplainArgs {
     /// same explanation escalated (by default later queries escalate at once).
     #[arg(long)]
     trial_every_query: bool,
+    /// Tighten every escalated query's bounds anew, even where its box lies inside an earlier
+    /// escalated query's box (by default it takes that query's bounds).
+    #[arg(long)]
+    tighten_every_escalation: bool,
     /// Free features the cheap checks leave open tentatively and prove them with one MILP per
     /// group of at most this many (0 or 1: one MILP per query, as in the reference).
     #[arg(long, default_value_t = provenn::milp::DEFAULT_SPECULATION)]
@@ -249,7 +253,7 @@ struct CertifyArgs {
     /// Time limit per solver call, in seconds.
     #[arg(long, default_value_t = 300.0)]
     timeout: f64,
-    /// Neuron-bound tightening before encoding: none, lp or milp.
+    /// Neuron-bound tightening before encoding: none, lp, milp or milp-sign.
     #[arg(long, default_value = "none")]
     tightening: String,
 }
@@ -857,7 +861,8 @@ fn parse_tightening(s: &str) -> Result<provenn::milp::Tightening> {
         "none" => Tightening::None,
         "lp" => Tightening::Lp,
         "milp" => Tightening::Milp,
-        other => bail!("unknown tightening `{other}` (expected none, lp or milp)"),
+        "milp-sign" => Tightening::MilpSign,
+        other => bail!("unknown tightening `{other}` (expected none, lp, milp or milp-sign)"),
     })
 }
 
@@ -894,6 +899,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
             lp_layers: a.tighten_lp_layers,
             trial_once: !a.trial_every_query,
             per_rival: !a.tightened_one_milp,
+            reuse_inside: !a.tighten_every_escalation,
         })
     };
     let lo: Vec<f64> = d.x.column_iter().map(|c| c.min()).collect();
@@ -1009,7 +1015,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
     }
     let s = ExplainStats::total(&all);
     println!(
-        "{} explanations in {:.2?} ({} mode): {} solver calls, solver time {:.2?}, {} features freed by Box, {} constant in the domain, {} queries decided by input splitting, {} LPs tightening query bounds, {} queries escalated to {} tightening solves",
+        "{} explanations in {:.2?} ({} mode): {} solver calls, solver time {:.2?}, {} features freed by Box, {} constant in the domain, {} queries decided by input splitting, {} LPs tightening query bounds, {} queries escalated to {} tightening solves ({} more took an earlier escalation's bounds)",
         all.len(),
         explain_time,
         mode.name(),
@@ -1020,7 +1026,8 @@ fn explain(a: ExplainArgs) -> Result<()> {
         s.split_decided,
         s.lp_solves,
         s.escalations,
-        s.tightening_solves
+        s.tightening_solves,
+        s.reused
     );
     if !refuted.is_empty() {
         bail!("the independent check refuted the explanations of rows {refuted:?}");
