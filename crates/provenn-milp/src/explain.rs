@@ -193,7 +193,8 @@ pub struct QueryTightening {
     /// group and the queries redone after the refuted free lie inside it. Digits 6L-12N test
     /// rows 3–7, one at a time on one thread, both with the sign cuts of
     /// [`tightened_from`] (while a two-thread run shared the machine): 128.1 s against
-    /// 139.0 s (escalations 20 → 15, 5 reused; rows 4–5 79.4 s against 88.0 s).
+    /// 139.0 s (escalations 20 → 15, 5 reused; rows 4–5 79.4 s against 88.0 s); rows 40–59,
+    /// the two run side by side on one thread each: 220.6 s against 228.9 s (10 reused).
     pub reuse_inside: bool,
 }
 
