@@ -127,13 +127,15 @@ pub fn tightened_from(
                 let pre = layer_pre(net, k, &cur, &ins);
                 cur = encode_activation(&mut m, net, k, pre, &bounds.layers[k], &mut stats)?;
             }
-            let mut relaxed = m.clone();
-            for v in &mut relaxed.vars {
-                v.integer = false;
-            }
             if mode == Tightening::Lp {
-                m = relaxed.clone();
+                relax(&mut m);
             }
+            // MilpSign's LPs for the sides of neurons it proved stable.
+            let relaxed = (mode == Tightening::MilpSign).then(|| {
+                let mut r = m.clone();
+                relax(&mut r);
+                r
+            });
             let pre = layer_pre(net, l, &cur, &ins);
             let last = l + 1 == n_layers;
             let layer_bounds = &bounds.layers[l];
@@ -190,12 +192,13 @@ pub fn tightened_from(
                         };
                         let (a, b, solves) = match side(&m, first, true)? {
                             Side::Stable => {
-                                let own = bound(side(&relaxed, first, false)?);
+                                let relaxed = relaxed.as_ref().unwrap_or(&m);
+                                let own = bound(side(relaxed, first, false)?);
                                 let own = match first {
                                     Sense::Minimise => own.map_or(0.0, |v| v.max(0.0)),
                                     Sense::Maximise => own.map_or(0.0, |v| v.min(0.0)),
                                 };
-                                (Some(own), bound(side(&relaxed, second, false)?), 3)
+                                (Some(own), bound(side(relaxed, second, false)?), 3)
                             }
                             Side::Bound(a) => (a, bound(side(&m, second, true)?), 2),
                         };
@@ -226,6 +229,13 @@ pub fn tightened_from(
         improved,
         time: clock.elapsed(),
     })
+}
+
+/// Drops the integrality of every variable: the LP relaxation.
+fn relax(m: &mut Milp) {
+    for v in &mut m.vars {
+        v.integer = false;
+    }
 }
 
 /// Padding of a solver-proven bound: the solver may violate each row by its tolerance, which
