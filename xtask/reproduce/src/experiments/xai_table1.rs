@@ -8,8 +8,8 @@ use provenn::bounds::InputBox;
 use provenn::data::{catalog, split, LoadOptions};
 use provenn::milp::{
     check_explanation, default_backend, AbductiveExplainer, ExplainMode, ExplainOptions,
-    ExplainStats, Explanation, SolveOptions, Tightening, DEFAULT_SPECULATION, DEFAULT_SPLIT_BUDGET,
-    DEFAULT_SPLIT_TIME_LIMIT,
+    ExplainStats, Explanation, ExplanationCheck, SolveOptions, Tightening, DEFAULT_SPECULATION,
+    DEFAULT_SPLIT_BUDGET, DEFAULT_SPLIT_TIME_LIMIT,
 };
 use provenn::train::ffn::{score, FfnParams, Score};
 use provenn::Activation;
@@ -226,15 +226,30 @@ fn prepared(ctx: &Ctx, row: &Row, n_inst: usize) -> Result<Prepared> {
     })
 }
 
+/// Independent checks of a network's explanations: per instance, and the wall time of all.
+struct Checked {
+    checks: Vec<ExplanationCheck>,
+    time: f64,
+}
+
+impl Checked {
+    fn valid(&self) -> usize {
+        self.checks.iter().filter(|c| c.is_valid()).count()
+    }
+
+    fn refuted(&self) -> usize {
+        self.checks.iter().filter(|c| c.is_refuted()).count()
+    }
+}
+
 /// Checks explanations independently, in parallel (entailment by the class-margin MILPs,
-/// necessity by their witnesses re-checked in f64): how many are valid, how many refuted, and
-/// the wall time.
+/// necessity by their witnesses re-checked in f64).
 fn checked(
     net: &provenn::Mlp,
     domain: &InputBox,
     xs: &[Vec<f64>],
     explanations: &[Explanation],
-) -> Result<(usize, usize, f64)> {
+) -> Result<Checked> {
     use rayon::prelude::*;
     let backend = default_backend();
     let opts = SolveOptions {
@@ -247,9 +262,55 @@ fn checked(
         .zip(explanations)
         .map(|(x, e)| check_explanation(net, domain, x, e, &*backend, &opts))
         .collect::<Result<Vec<_>, _>>()?;
-    let valid = checks.iter().filter(|c| c.is_valid()).count();
-    let refuted = checks.iter().filter(|c| c.is_refuted()).count();
-    Ok((valid, refuted, t.elapsed().as_secs_f64()))
+    Ok(Checked {
+        checks,
+        time: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// Writes one CSV row per instance of provenn's explainer on `row` (time, work, size, check)
+/// into the output directory, so that two runs can be compared row by row; returns the file
+/// name, which the report links.
+fn per_instance_csv(
+    ctx: &Ctx,
+    row: &Row,
+    explanations: &[Explanation],
+    checks: &Checked,
+) -> Result<String> {
+    let name = format!(
+        "xai-table1-{}-{}L-{}N.csv",
+        row.dataset, row.layers, row.neurons
+    );
+    let mut csv = String::from("instance,class,size,time_s,solver_s,tightening_s,milps,split_decided,tentative_frees,refuted_frees,escalations,reused,falsified,check\n");
+    for (i, (e, c)) in explanations.iter().zip(&checks.checks).enumerate() {
+        let s = &e.stats;
+        let _ = writeln!(
+            csv,
+            "{i},{},{},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{}",
+            e.class,
+            e.features.len(),
+            s.time.as_secs_f64(),
+            s.solver_time.as_secs_f64(),
+            s.tightening_time.as_secs_f64(),
+            s.solver_calls,
+            s.split_decided,
+            s.tentative_frees,
+            s.refuted_frees,
+            s.escalations,
+            s.reused,
+            s.falsified,
+            if c.is_valid() {
+                "valid"
+            } else if c.is_refuted() {
+                "refuted"
+            } else {
+                "undecided"
+            },
+        );
+    }
+    std::fs::create_dir_all(&ctx.out)?;
+    std::fs::write(ctx.out.join(&name), csv)?;
+    Ok(name)
 }
 
 /// `--provenn-only`: provenn's default explainer alone on the chosen networks, every
@@ -263,6 +324,7 @@ fn provenn_only(ctx: &Ctx, rows: &[(&'static Row, usize)]) -> Result<String> {
         md,
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
+    let mut csvs = Vec::new();
     for &(row, n_inst) in rows {
         let Prepared {
             net,
@@ -295,7 +357,9 @@ fn provenn_only(ctx: &Ctx, rows: &[(&'static Row, usize)]) -> Result<String> {
             .collect::<Result<Vec<_>, _>>()?;
         let wall = t.elapsed().as_secs_f64();
         let st = ExplainStats::total(explanations.iter().map(|e| &e.stats));
-        let (valid, refuted, check_time) = checked(&net, &domain, &xs, &explanations)?;
+        let checks = checked(&net, &domain, &xs, &explanations)?;
+        let (valid, refuted, check_time) = (checks.valid(), checks.refuted(), checks.time);
+        csvs.push(per_instance_csv(ctx, row, &explanations, &checks)?);
         let n = xs.len().max(1) as f64;
         let mean_size = explanations.iter().map(|e| e.features.len()).sum::<usize>() as f64 / n;
         let undecided = st.unvalidated + st.timeouts;
@@ -327,7 +391,17 @@ fn provenn_only(ctx: &Ctx, rows: &[(&'static Row, usize)]) -> Result<String> {
             );
         }
     }
+    per_instance_note(&mut md, &csvs);
     Ok(md)
+}
+
+/// Links the per-instance CSV files below a table.
+fn per_instance_note(md: &mut String, csvs: &[String]) {
+    if csvs.is_empty() {
+        return;
+    }
+    let links: Vec<String> = csvs.iter().map(|f| format!("[{f}]({f})")).collect();
+    let _ = writeln!(md, "\nPer instance (provenn's explainer: wall time of the explanation while the other thread worked on another instance, solver and tightening time, MILPs, queries decided by splitting, tentative frees and refuted ones, escalations, reused bounds, counterexamples found by search, and the independent check): {}.", links.join(", "));
 }
 
 struct ModeRun {
@@ -379,6 +453,7 @@ impl Experiment for XaiTable1 {
         );
         // Per-call solver times, ours and the paper's, as a second table after the first.
         let mut per_call = String::new();
+        let mut csvs = Vec::new();
         for (row, n_inst) in rows {
             let Prepared {
                 net,
@@ -461,7 +536,9 @@ impl Experiment for XaiTable1 {
             let undecided = ours.stats.unvalidated + ours.stats.timeouts;
             // Every explanation of the provenn column (the library's default explainer, whose
             // explanations equal the other modes') is checked.
-            let (checked, refuted, check_time) = checked(&net, &domain, &xs, &best.explanations)?;
+            let checks = checked(&net, &domain, &xs, &best.explanations)?;
+            let (checked, refuted, check_time) = (checks.valid(), checks.refuted(), checks.time);
+            csvs.push(per_instance_csv(ctx, row, &best.explanations, &checks)?);
             let to_check = xs.len();
             let mean_size = ours
                 .explanations
@@ -537,6 +614,7 @@ impl Experiment for XaiTable1 {
                 );
             }
         }
+        per_instance_note(&mut md, &csvs);
         let _ = writeln!(md, "\nTimes are wall-clock seconds for all instances of a network; \"Ours\" is Box + simplification. Solver time sums per-call times across threads. The paper's absolute times are CPLEX on a laptop, serial, and include building a docplex model per query; compare ratios within a row rather than across machines.");
         let _ = writeln!(md, "\n### Solver time per MILP call, and what the paper's \"Solver Ours\" column can cover\n");
         let _ = writeln!(md, "| dataset | NN | inst | INMS MILPs | INMS ms/MILP | Ours MILPs | Ours ms/MILP | INMS ÷ Ours per MILP | paper INMS ms/query | paper Solver Ours ms/instance | paper Solver Ours ms/MILP (est.) | paper INMS ÷ Ours per MILP (est.) |");
@@ -613,6 +691,7 @@ mod tests {
         let mut c = ctx(Mode::Smoke, Some(2), &["iris:3L-3N"]);
         c.data = data;
         c.provenn_only = true;
+        c.out = std::env::temp_dir().join(format!("provenn-xai-table1-{}", std::process::id()));
         let md = XaiTable1.run(&c).unwrap();
         let row = md
             .lines()
@@ -620,6 +699,22 @@ mod tests {
             .unwrap_or_else(|| panic!("no Iris row in\n{md}"));
         assert!(row.contains("| 2/2 in "), "{row}");
         assert!(!md.contains("INMS ÷"), "{md}");
+        // The per-instance file the report links: a header and one checked row per instance.
+        let csv_name = "xai-table1-iris-3L-3N.csv";
+        assert!(md.contains(&format!("[{csv_name}]({csv_name})")), "{md}");
+        let csv = std::fs::read_to_string(c.out.join(csv_name)).unwrap();
+        std::fs::remove_dir_all(&c.out).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3, "{csv}");
+        assert!(lines[0].starts_with("instance,class,size,time_s,"), "{csv}");
+        for (i, l) in lines[1..].iter().enumerate() {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 14, "{l}");
+            assert_eq!(f[0], i.to_string());
+            assert!(f[2].parse::<usize>().unwrap() <= 4, "{l}");
+            assert!(f[3].parse::<f64>().unwrap() >= 0.0, "{l}");
+            assert_eq!(f[13], "valid", "{l}");
+        }
     }
 
     #[test]
