@@ -401,7 +401,7 @@ fn per_instance_note(md: &mut String, csvs: &[String]) {
         return;
     }
     let links: Vec<String> = csvs.iter().map(|f| format!("[{f}]({f})")).collect();
-    let _ = writeln!(md, "\nPer instance (provenn's explainer: wall time of the explanation while the other thread worked on another instance, solver and tightening time, MILPs, queries decided by splitting, tentative frees and refuted ones, escalations, reused bounds, counterexamples found by search, and the independent check): {}.", links.join(", "));
+    let _ = writeln!(md, "\nPer instance (provenn's explainer: wall time of the explanation, while other threads explained other instances, solver and tightening time, MILPs, queries decided by splitting, tentative frees and refuted ones, escalations, reused bounds, counterexamples found by search, and the independent check): {}.", links.join(", "));
 }
 
 struct ModeRun {
