@@ -86,6 +86,14 @@ impl InputBox {
     pub fn upper(&self) -> &[f64] {
         &self.upper
     }
+    /// `(lower[j], upper[j])` per feature (the form constraint-language bindings take).
+    pub fn intervals(&self) -> Vec<(f64, f64)> {
+        self.lower
+            .iter()
+            .copied()
+            .zip(self.upper.iter().copied())
+            .collect()
+    }
     /// Whether `x` lies in the box.
     pub fn contains(&self, x: &[f64]) -> bool {
         x.len() == self.dim()

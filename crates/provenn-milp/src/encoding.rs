@@ -198,8 +198,40 @@ pub fn encode_activation(
     bounds: &Interval,
     stats: &mut EncodingStats,
 ) -> Result<Vec<Lin>, MilpError> {
+    Ok(encode_activation_phases(m, net, l, pre, bounds, stats)?.0)
+}
+
+/// Which piece of its activation a neuron is on in the encoding: its derivative with respect
+/// to its pre-activation is `slope` on a fixed piece, and `s + (1 − s)·z` with the binary `z`
+/// otherwise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Phase {
+    /// A fixed piece with this slope (1 when active or linear, `s` when inactive).
+    Fixed {
+        /// The derivative.
+        slope: f64,
+    },
+    /// Either piece, chosen by the binary `z` (1: active); `s` is the negative part's slope.
+    Open {
+        /// The phase binary.
+        z: VarId,
+        /// Slope of the negative part.
+        s: f64,
+    },
+}
+
+/// [`encode_activation`], also returning each neuron's [`Phase`].
+pub fn encode_activation_phases(
+    m: &mut Milp,
+    net: &Mlp,
+    l: usize,
+    pre: Vec<Lin>,
+    bounds: &Interval,
+    stats: &mut EncodingStats,
+) -> Result<(Vec<Lin>, Vec<Phase>), MilpError> {
     let slope = negative_slope(net.layers()[l].activation(), l)?;
     let mut out = Vec::with_capacity(pre.len());
+    let mut phases = Vec::with_capacity(pre.len());
     for (i, r) in pre.into_iter().enumerate() {
         let (lo, hi) = (bounds.lower[i], bounds.upper[i]);
         if lo.partial_cmp(&hi).is_none_or(|o| o.is_gt()) || !lo.is_finite() || !hi.is_finite() {
@@ -212,10 +244,12 @@ pub fn encode_activation(
             let y = m.continuous(lo, hi);
             m.eq(r.with(y, -1.0), -r.constant);
             out.push(Lin::var(y));
+            phases.push(Phase::Fixed { slope: 1.0 });
             continue;
         };
         if hi <= 0.0 {
             stats.stable += 1;
+            phases.push(Phase::Fixed { slope: s });
             if s == 0.0 {
                 out.push(Lin::constant(0.0));
             } else {
@@ -230,6 +264,7 @@ pub fn encode_activation(
         }
         if lo >= 0.0 {
             stats.stable += 1;
+            phases.push(Phase::Fixed { slope: 1.0 });
             let y = m.continuous(lo, hi);
             m.eq(r.with(y, -1.0), -r.constant);
             out.push(Lin::var(y));
@@ -238,6 +273,7 @@ pub fn encode_activation(
         stats.binaries += 1;
         let y = m.continuous(s * lo, hi);
         let z = m.binary();
+        phases.push(Phase::Open { z, s });
         let neg: Vec<(VarId, f64)> = r.coefs.iter().map(|&(v, a)| (v, -a)).collect();
         // y ≥ r
         let mut c = neg.clone();
@@ -261,7 +297,7 @@ pub fn encode_activation(
         }
         out.push(Lin::var(y));
     }
-    Ok(out)
+    Ok((out, phases))
 }
 
 /// Encodes the whole network on the input expressions `inputs` (usually one variable per

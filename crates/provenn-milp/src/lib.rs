@@ -48,6 +48,7 @@ mod falsify;
 mod formula;
 pub mod metrics;
 pub mod model;
+pub mod monotone;
 mod split;
 pub mod tighten;
 pub mod verify;
@@ -62,6 +63,7 @@ pub use explain::{
 };
 pub use metrics::{adversity_index, constraint_accuracy, AdversityIndex};
 pub use model::{Milp, Sense, VarId};
+pub use monotone::MonotonicityCertifier;
 pub use tighten::{global_bounds, propagated_bounds, tightened_from, TightenedBounds, Tightening};
 pub use verify::{PropertyVerifier, Verdict, VerifyOptions, VerifyReport};
 

@@ -609,12 +609,7 @@ impl PropertyVerifier {
         };
         let c = Constraint {
             two_copy: false,
-            domain: bx
-                .lower()
-                .iter()
-                .copied()
-                .zip(bx.upper().iter().copied())
-                .collect(),
+            domain: bx.intervals(),
             formula: prop.unsafe_output.clone().negate(),
         };
         match certifier.certify_on(net, &c, bx, bx) {

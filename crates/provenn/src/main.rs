@@ -1058,12 +1058,7 @@ fn certify(a: CertifyArgs) -> Result<()> {
                 Some(s) => InputBox::parse(s)?,
                 None => InputBox::unit(net.n_inputs()),
             };
-            let dom: Vec<(f64, f64)> = b
-                .lower()
-                .iter()
-                .copied()
-                .zip(b.upper().iter().copied())
-                .collect();
+            let dom: Vec<(f64, f64)> = b.intervals();
             Bindings::anonymous(&dom, net.n_outputs())
         }
     };
