@@ -279,6 +279,7 @@ fn unconstrained_networks_are_refuted_with_revalidated_witnesses() {
         split_depth: 0,
         time_limit: std::time::Duration::from_secs(30),
         tightening: Tightening::None,
+        refine_depth: 0,
         attack: Some(PairAttack::default()),
     }
     .certify(&free.net, &property, &domain)

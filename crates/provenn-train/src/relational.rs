@@ -65,7 +65,10 @@ use provenn_bounds::{InputBox, JacobianBounds, RelationalBounds};
 use provenn_data::{Dataset, Targets};
 use provenn_dsl::ir::{Assignment, Constraint};
 use provenn_dsl::{compile, Bindings};
-use provenn_milp::{Certificate, CertifyOptions, ConstraintCertifier, Tightening};
+use provenn_milp::{
+    Certificate, CertifyOptions, CertifyReport, ConstraintCertifier, MonotonicityCertifier,
+    Tightening,
+};
 use provenn_nn::loss::{BceWithLogits, Loss, Mse, SoftmaxCrossEntropy};
 use provenn_nn::optim::{Adam, AdamParams, Optimizer};
 use provenn_nn::{Activation, Gradients, Mlp, MlpBuilder};
@@ -212,12 +215,7 @@ impl RelationalProperty {
         domain: &InputBox,
         n_outputs: usize,
     ) -> Result<Vec<Constraint>, TrainError> {
-        let dom: Vec<(f64, f64)> = domain
-            .lower()
-            .iter()
-            .copied()
-            .zip(domain.upper().iter().copied())
-            .collect();
+        let dom: Vec<(f64, f64)> = domain.intervals();
         let bindings = Bindings::anonymous(&dom, n_outputs);
         let mut out = Vec::new();
         for src in self.to_dsl(domain.dim(), n_outputs) {
@@ -293,6 +291,9 @@ pub struct RelationalParams {
     pub certify_split_depth: usize,
     /// The certifier's neuron-bound tightening.
     pub certify_tightening: Tightening,
+    /// Bisections of a box the certifier's MILPs leave undecided
+    /// ([`RelationalCertifier::refine_depth`]).
+    pub certify_refine_depth: usize,
     /// Seed.
     pub seed: u64,
 }
@@ -311,6 +312,7 @@ impl Default for RelationalParams {
             certify_time_limit: Duration::from_secs(120),
             certify_split_depth: 0,
             certify_tightening: Tightening::None,
+            certify_refine_depth: 2,
             seed: 0,
         }
     }
@@ -346,6 +348,11 @@ impl RelationalParams {
         if self.certify_split_depth > 16 {
             return Err(TrainError::InvalidParams(
                 "certify split depth above 16 (65,536 MILPs per constraint)".into(),
+            ));
+        }
+        if self.certify_refine_depth > 8 {
+            return Err(TrainError::InvalidParams(
+                "certify refine depth above 8 (256 boxes per undecided one)".into(),
             ));
         }
         if self.certify_time_limit.is_zero() {
@@ -484,13 +491,9 @@ fn sub_boxes(domain: &InputBox, depth: usize) -> Result<Vec<InputBox>, TrainErro
         let j = free[d % free.len()];
         let mut next = Vec::with_capacity(boxes.len() * 2);
         for b in boxes {
-            let (l, u) = (b.lower()[j], b.upper()[j]);
-            let m = l + (u - l) / 2.0;
-            let (mut lo, mut hi) = (b.lower().to_vec(), b.upper().to_vec());
-            hi[j] = m;
-            next.push(InputBox::new(lo.clone(), hi)?);
-            lo[j] = m;
-            next.push(InputBox::new(lo, b.upper().to_vec())?);
+            let (lower, upper) = bisect(&b, j)?;
+            next.push(lower);
+            next.push(upper);
         }
         boxes = next;
     }
@@ -747,20 +750,32 @@ fn solve_projection(
     Ok(DMatrix::from_fn(n_out, n_z, |k, j| x[wi(k, j)]))
 }
 
-/// Certifies a network against a [`RelationalProperty`] with provenn-milp's two-copy MILP
-/// over the whole network — an encoding independent of the trainer's latent boxes.
+/// Certifies a network against a [`RelationalProperty`] with provenn-milp's exact MILPs over
+/// the whole network — encodings independent of the trainer's latent boxes.
+///
+/// Monotonicity is certified by [`MonotonicityCertifier`]: one copy of the network with its
+/// phase binaries and its directional derivative `∂f/∂x_i` propagated through the phases; a
+/// minimum of `σ·∂f/∂x_i` above `−tolerance/width` bounds every pair's decrease (the network is
+/// piecewise linear and continuous). Where that MILP finds a negative derivative that no pair
+/// through its point confirms in `f64`, the two-copy MILP decides. Robustness and fairness use
+/// the two-copy MILP of [`ConstraintCertifier`] on the property compiled from the constraint
+/// language.
 ///
 /// The domain is split into `2^split_depth` boxes `B`; each MILP takes the first copy in `B`
 /// and the second in the smallest box that holds every admissible partner of a point of `B`
 /// (robustness: `B` grown by `δ`; fairness: `B` with the sensitive features over their whole
 /// range). The boxes cover the domain, so the certificates together cover every admissible
-/// pair; smaller boxes leave fewer unstable ReLUs, hence faster MILPs.
+/// pair; smaller boxes leave fewer unstable ReLUs, hence faster MILPs. A box whose MILPs end
+/// "unknown" (also after a retry with MILP-tightened neuron bounds) is bisected, up to
+/// `refine_depth` times, along the axis that moves the first layer most, excluding the
+/// monotone feature of its constraint and sensitive features.
 ///
 /// Monotonicity needs less: both copies stay in `B`. A pair `x ≤ x′` that differs in `x_i`
-/// only runs along a segment parallel to axis `i`; the sub-boxes' faces cut it into pieces
-/// that each lie in one (closed) sub-box, so `f(x) ≤ f(p₁) ≤ … ≤ f(x′)` through the cut
-/// points. A proven slack of `−τ` per piece becomes `−kτ` over `k` pieces along axis `i`,
-/// which the reported margin accounts for.
+/// only runs along a segment parallel to axis `i`; the boxes' faces cut it into pieces that
+/// each lie in one (closed) box, so `f(x) ≤ f(p₁) ≤ … ≤ f(x′)` through the cut points. A piece
+/// ends only where a box ends, so there are at most `k` = 1 + (distinct upper faces along `i`)
+/// pieces, and a proven slack of `−τ` per piece becomes `−kτ`, which the reported margin
+/// accounts for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelationalCertifier {
     /// Bisections of the domain.
@@ -770,6 +785,9 @@ pub struct RelationalCertifier {
     /// Neuron-bound tightening before each MILP (an "unknown" is retried once with MILP
     /// tightening).
     pub tightening: Tightening,
+    /// How many times a box whose MILPs ended "unknown" may be bisected again (0: never).
+    /// The halves cover the box, so their certificates together are the box's.
+    pub refine_depth: usize,
     /// A gradient attack run before the MILPs: a pair it finds that breaks a compiled
     /// constraint in `f64` by more than the certifier's tolerance settles the question (a
     /// counterexample needs no proof) and spares the MILPs.
@@ -783,10 +801,12 @@ pub struct RelationalCertificate {
     pub guarantee: Guarantee,
     /// The witness pair when one was found: `(x, x2, violation)`.
     pub witness: Option<(Vec<f64>, Vec<f64>, f64)>,
-    /// MILPs solved.
+    /// Solver calls (neuron-bound tightening included).
     pub milps: usize,
     /// Binaries over all MILPs.
     pub binaries: usize,
+    /// Undecided boxes that were bisected (see [`RelationalCertifier::refine_depth`]).
+    pub bisections: usize,
 }
 
 impl RelationalCertifier {
@@ -843,6 +863,7 @@ impl RelationalCertifier {
                     witness: Some((a.x, a.x2, a.violation)),
                     milps: 0,
                     binaries: 0,
+                    bisections: 0,
                 });
             }
         }
@@ -851,62 +872,80 @@ impl RelationalCertifier {
             tightening: Tightening::Milp,
             ..CertifyOptions::default()
         })?;
-        let n = domain.dim();
-        let boxes = sub_boxes(domain, self.split_depth)?;
-        // One MILP per (sub-box, constraint): the first copy in the sub-box, the second in the
-        // box of its admissible partners.
-        let mut jobs: Vec<(usize, &Constraint, InputBox, InputBox)> = Vec::new();
-        for b in &boxes {
-            for (ci, c) in constraints.iter().enumerate() {
-                let (mut lo, mut hi) = (b.lower().to_vec(), b.upper().to_vec());
-                match property {
-                    // Monotonicity is transitive: pairs inside one sub-box suffice (see
-                    // the type's docs), so the second copy stays in `B`.
-                    RelationalProperty::Monotonic { .. } => {}
-                    RelationalProperty::Robust { delta, .. } => {
-                        for j in 0..n {
-                            lo[j] = (lo[j] - delta).max(domain.lower()[j]);
-                            hi[j] = (hi[j] + delta).min(domain.upper()[j]);
-                        }
+        let derivative = MonotonicityCertifier::new(certifier.options().clone())?;
+        let derivative_tight = MonotonicityCertifier::new(tight.options().clone())?;
+        let solve = |ci: usize, first: &InputBox| -> Result<Solved, TrainError> {
+            let c = &constraints[ci];
+            let second = partner_box(property, domain, first)?;
+            // Monotonicity: the derivative MILP (one copy and its phases; it calls the
+            // two-copy MILP itself where only that can refute); the rest: the two-copy MILP.
+            let run = |tightened: bool| -> Result<CertifyReport, TrainError> {
+                Ok(match property {
+                    RelationalProperty::Monotonic { features } => {
+                        let (i, d) = features[ci];
+                        let m = if tightened {
+                            &derivative_tight
+                        } else {
+                            &derivative
+                        };
+                        m.certify_on(net, i, d == Direction::Increasing, first)?
                     }
-                    RelationalProperty::Fair { sensitive, .. } => {
-                        for &s in sensitive {
-                            lo[s] = domain.lower()[s];
-                            hi[s] = domain.upper()[s];
-                        }
+                    _ => {
+                        let m = if tightened { &tight } else { &certifier };
+                        m.certify_on(net, c, first, &second)?
                     }
-                }
-                let second = InputBox::new(lo, hi)?;
-                jobs.push((ci, c, b.clone(), second));
+                })
+            };
+            let mut report = run(false)?;
+            let (mut milps, mut binaries) = (report.solves, 0);
+            if matches!(report.certificate, Certificate::Unknown { .. })
+                && self.tightening != Tightening::Milp
+            {
+                // Loose big-M constants let the solver's tolerances fake a tiny violation
+                // (monotonicity's optimum is exactly 0, at x = x2); tightened neuron bounds
+                // often settle it.
+                binaries += report.neuron_binaries;
+                report = run(true)?;
+                milps += report.solves;
             }
-        }
+            binaries += report.neuron_binaries;
+            Ok(Solved {
+                milps,
+                binaries,
+                certificate: report.certificate,
+            })
+        };
+        self.certify_with(net, property, domain, &solve)
+    }
+
+    /// The MILP jobs of [`RelationalCertifier::certify`] with the per-box solve passed in
+    /// (tests pass one that refuses large boxes, to exercise the bisection).
+    fn certify_with(
+        &self,
+        net: &Mlp,
+        property: &RelationalProperty,
+        domain: &InputBox,
+        solve: &SolveBox<'_>,
+    ) -> Result<RelationalCertificate, TrainError> {
+        let n_constraints = match property {
+            RelationalProperty::Monotonic { features } => features.len(),
+            _ => 1,
+        };
+        let boxes = sub_boxes(domain, self.split_depth)?;
+        // One job per (sub-box, constraint): the first copy in the sub-box, the second in the
+        // box of its admissible partners ([`partner_box`]).
+        let jobs: Vec<(usize, &InputBox)> = boxes
+            .iter()
+            .flat_map(|b| (0..n_constraints).map(move |ci| (ci, b)))
+            .collect();
         // The MILPs are independent and HiGHS runs single-threaded: solve them in parallel,
         // skipping the ones not yet started once any has failed.
         let failed = AtomicBool::new(false);
-        let reports: Vec<Option<(usize, usize, usize, Certificate)>> = jobs
+        let first_layer = net.layers()[0].weights();
+        let axis = |ci: usize, b: &InputBox| bisection_axis(property, first_layer, ci, b);
+        let found: Vec<Found> = jobs
             .par_iter()
-            .map(|(ci, c, b, second)| -> Result<_, TrainError> {
-                if failed.load(Ordering::Relaxed) {
-                    return Ok(None);
-                }
-                let mut report = certifier.certify_on(net, c, b, second)?;
-                let (mut milps, mut binaries) = (1, 0);
-                if matches!(report.certificate, Certificate::Unknown { .. })
-                    && self.tightening != Tightening::Milp
-                {
-                    // Loose big-M constants let the solver's tolerances fake a tiny violation
-                    // (monotonicity's optimum is exactly 0, at x = x2); tightened neuron bounds
-                    // often settle it.
-                    binaries += report.neuron_binaries;
-                    report = tight.certify_on(net, c, b, second)?;
-                    milps += 1;
-                }
-                binaries += report.neuron_binaries;
-                if !matches!(report.certificate, Certificate::Certified { .. }) {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                Ok(Some((*ci, milps, binaries, report.certificate)))
-            })
+            .map(|&(ci, b)| self.solve_or_bisect(ci, b.clone(), 0, solve, &axis, &failed))
             .collect::<Result<_, _>>()?;
         let mut out = RelationalCertificate {
             guarantee: Guarantee::Certified {
@@ -915,31 +954,46 @@ impl RelationalCertifier {
             witness: None,
             milps: 0,
             binaries: 0,
+            bisections: 0,
         };
         let mut unknown = None;
-        // A monotone pair crosses up to `k` sub-boxes along its feature, so each piece's
-        // slack adds up: a negative proven margin (within the tolerance) counts `k` times.
+        let leaves: Vec<(usize, InputBox, Certificate)> = found
+            .into_iter()
+            .flat_map(|f| {
+                out.milps += f.milps;
+                out.binaries += f.binaries;
+                out.bisections += f.bisections;
+                f.leaves
+            })
+            .collect();
+        // A monotone pair runs along a segment parallel to its feature's axis; the boxes'
+        // faces cut it into pieces, each inside one closed box, and each piece's slack adds
+        // up: a negative proven margin (within the tolerance) counts once per piece. A piece
+        // ends only where a box ends, so there are at most 1 + (distinct upper faces below
+        // the domain's) pieces — bisections across other axes add none.
         let pieces = |ci: usize| -> f64 {
             match property {
                 RelationalProperty::Monotonic { features } => {
                     let i = features[ci].0;
-                    let mut starts: Vec<f64> = boxes.iter().map(|b| b.lower()[i]).collect();
-                    starts.sort_by(f64::total_cmp);
-                    starts.dedup();
-                    starts.len() as f64
+                    let mut faces: Vec<f64> = leaves
+                        .iter()
+                        .filter(|l| l.0 == ci && l.1.upper()[i] < domain.upper()[i])
+                        .map(|l| l.1.upper()[i])
+                        .collect();
+                    faces.sort_by(f64::total_cmp);
+                    faces.dedup();
+                    1.0 + faces.len() as f64
                 }
                 _ => 1.0,
             }
         };
-        for (ci, milps, binaries, certificate) in reports.into_iter().flatten() {
-            out.milps += milps;
-            out.binaries += binaries;
+        for (ci, _, certificate) in &leaves {
             match certificate {
                 Certificate::Certified { margin } => {
-                    let margin = if margin < 0.0 {
-                        margin * pieces(ci)
+                    let margin = if *margin < 0.0 {
+                        margin * pieces(*ci)
                     } else {
-                        margin
+                        *margin
                     };
                     if let Guarantee::Certified { margin: m } = &mut out.guarantee {
                         *m = m.min(margin);
@@ -953,11 +1007,11 @@ impl RelationalCertifier {
                             w.violation, w.x, w.x2, w.y, w.y2
                         ),
                     };
-                    out.witness = Some((w.x, w.x2, w.violation));
+                    out.witness = Some((w.x.clone(), w.x2.clone(), w.violation));
                 }
                 Certificate::Violated(_) => {}
                 Certificate::Unknown { reason } => {
-                    unknown.get_or_insert(reason);
+                    unknown.get_or_insert_with(|| reason.clone());
                 }
             }
         }
@@ -973,6 +1027,137 @@ impl RelationalCertifier {
         }
         Ok(out)
     }
+
+    /// Solves one (constraint, box) job; an "unknown" is bisected (both halves in parallel)
+    /// while `refine_depth` allows, since smaller boxes leave fewer unstable ReLUs.
+    fn solve_or_bisect(
+        &self,
+        ci: usize,
+        first: InputBox,
+        level: usize,
+        solve: &SolveBox<'_>,
+        axis: &(dyn Fn(usize, &InputBox) -> Option<usize> + Sync),
+        failed: &AtomicBool,
+    ) -> Result<Found, TrainError> {
+        let mut found = Found::default();
+        if failed.load(Ordering::Relaxed) {
+            return Ok(found);
+        }
+        let s = solve(ci, &first)?;
+        found.milps += s.milps;
+        found.binaries += s.binaries;
+        let unknown = matches!(s.certificate, Certificate::Unknown { .. });
+        let split = if unknown && level < self.refine_depth {
+            axis(ci, &first)
+        } else {
+            None
+        };
+        let Some(j) = split else {
+            if !matches!(s.certificate, Certificate::Certified { .. }) {
+                failed.store(true, Ordering::Relaxed);
+            }
+            found.leaves.push((ci, first, s.certificate));
+            return Ok(found);
+        };
+        let (lower, upper) = bisect(&first, j)?;
+        let (a, b) = rayon::join(
+            || self.solve_or_bisect(ci, lower, level + 1, solve, axis, failed),
+            || self.solve_or_bisect(ci, upper, level + 1, solve, axis, failed),
+        );
+        found.bisections += 1;
+        for half in [a?, b?] {
+            found.milps += half.milps;
+            found.binaries += half.binaries;
+            found.bisections += half.bisections;
+            found.leaves.extend(half.leaves);
+        }
+        Ok(found)
+    }
+}
+
+/// What one (constraint, box) solve gave: MILPs, binaries, and the certificate.
+struct Solved {
+    milps: usize,
+    binaries: usize,
+    certificate: Certificate,
+}
+
+/// The per-box solve of [`RelationalCertifier`]: constraint index and first copy's box.
+type SolveBox<'a> = dyn Fn(usize, &InputBox) -> Result<Solved, TrainError> + Sync + 'a;
+
+/// What a job and its bisections found: the final boxes with their certificates.
+#[derive(Default)]
+struct Found {
+    leaves: Vec<(usize, InputBox, Certificate)>,
+    milps: usize,
+    binaries: usize,
+    bisections: usize,
+}
+
+/// The smallest box holding every admissible partner `x2` of a point `x` of `first`.
+fn partner_box(
+    property: &RelationalProperty,
+    domain: &InputBox,
+    first: &InputBox,
+) -> Result<InputBox, TrainError> {
+    let (mut lo, mut hi) = (first.lower().to_vec(), first.upper().to_vec());
+    match property {
+        // Monotonicity is transitive: pairs inside one box suffice (see
+        // [`RelationalCertifier`]), so the second copy stays in `first`.
+        RelationalProperty::Monotonic { .. } => {}
+        RelationalProperty::Robust { delta, .. } => {
+            for j in 0..lo.len() {
+                lo[j] = (lo[j] - delta).max(domain.lower()[j]);
+                hi[j] = (hi[j] + delta).min(domain.upper()[j]);
+            }
+        }
+        RelationalProperty::Fair { sensitive, .. } => {
+            for &s in sensitive {
+                lo[s] = domain.lower()[s];
+                hi[s] = domain.upper()[s];
+            }
+        }
+    }
+    Ok(InputBox::new(lo, hi)?)
+}
+
+/// The axis to bisect an undecided box along: the one that moves the first layer's
+/// pre-activations most (width times the column's absolute weight sum), excluding axes a
+/// bisection cannot help or would break: a monotone feature (both copies move along it, and
+/// the margin accounting counts its cuts) and sensitive features (the second copy spans them
+/// anyway). `None` when no axis is left.
+fn bisection_axis(
+    property: &RelationalProperty,
+    first_layer: &DMatrix<f64>,
+    ci: usize,
+    b: &InputBox,
+) -> Option<usize> {
+    let excluded: Vec<usize> = match property {
+        RelationalProperty::Monotonic { features } => vec![features[ci].0],
+        RelationalProperty::Robust { .. } => vec![],
+        RelationalProperty::Fair { sensitive, .. } => sensitive.clone(),
+    };
+    (0..b.dim())
+        .filter(|j| !excluded.contains(j))
+        .map(|j| {
+            let width = b.upper()[j] - b.lower()[j];
+            let weight: f64 = first_layer.column(j).iter().map(|w| w.abs()).sum();
+            (j, width * weight)
+        })
+        .filter(|&(_, score)| score > 0.0)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(j, _)| j)
+}
+
+/// `b` cut in two at the middle of axis `j` (lower half first).
+fn bisect(b: &InputBox, j: usize) -> Result<(InputBox, InputBox), TrainError> {
+    let (l, u) = (b.lower()[j], b.upper()[j]);
+    let m = l + (u - l) / 2.0;
+    let (mut lo, mut hi) = (b.lower().to_vec(), b.upper().to_vec());
+    hi[j] = m;
+    let lower = InputBox::new(lo.clone(), hi)?;
+    lo[j] = m;
+    Ok((lower, InputBox::new(lo, b.upper().to_vec())?))
 }
 
 /// Makes the network monotone by construction (see [`Enforcement::NonNegative`]).
@@ -1302,6 +1487,7 @@ impl RelationalTrainer {
             split_depth: p.certify_split_depth,
             time_limit: p.certify_time_limit,
             tightening: p.certify_tightening,
+            refine_depth: p.certify_refine_depth,
             attack: Some(PairAttack {
                 starts: 500,
                 steps: 30,
@@ -1326,7 +1512,8 @@ impl RelationalTrainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::{any, prop_assert, proptest, ProptestConfig};
+    use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest, ProptestConfig};
+    use provenn_milp::{CertifyOptions, ConstraintCertifier};
     use provenn_nn::Dense;
 
     proptest! {
@@ -1389,6 +1576,236 @@ mod tests {
                     (&w - &full).norm() <= 1e-5 * (1.0 + w0.norm()),
                     "round {round}: active set {w} vs full {full}"
                 );
+            }
+        }
+    }
+
+    /// `clamp(10·(x − 0.5), −0.4, 0.4)` on `[0, 1]` with ‖Δx‖ ≤ 0.1 ⇒ |Δf| ≤ 0.6 fails only
+    /// for pairs across `x = 0.5` (a pair inside either half changes by ≤ 0.4): after the
+    /// whole domain is refused and bisected at 0.5, the halves' partner boxes must reach
+    /// across the face, and the witness must be such a pair.
+    #[test]
+    fn robust_pairs_across_a_bisection_face_are_checked() {
+        let net = Mlp::from_layers(
+            1,
+            vec![
+                Dense::new(
+                    DMatrix::from_column_slice(2, 1, &[10.0, 10.0]),
+                    DVector::from_column_slice(&[-5.0 + 0.4, -5.0 - 0.4]),
+                    Activation::Relu,
+                )
+                .unwrap(),
+                Dense::new(
+                    DMatrix::from_row_slice(1, 2, &[1.0, -1.0]),
+                    DVector::from_element(1, -0.4),
+                    Activation::Identity,
+                )
+                .unwrap(),
+            ],
+            vec![],
+        )
+        .unwrap();
+        let property = RelationalProperty::Robust {
+            delta: 0.1,
+            epsilon: 0.6,
+        };
+        let domain = InputBox::new(vec![0.0], vec![1.0]).unwrap();
+        let constraints = property.constraints(&domain, 1).unwrap();
+        let milp = ConstraintCertifier::new(CertifyOptions::default()).unwrap();
+        let solve = |ci: usize, first: &InputBox| -> Result<Solved, TrainError> {
+            if first.upper()[0] - first.lower()[0] > 0.6 {
+                return Ok(Solved {
+                    milps: 0,
+                    binaries: 0,
+                    certificate: Certificate::Unknown {
+                        reason: "refused".into(),
+                    },
+                });
+            }
+            let second = partner_box(&property, &domain, first)?;
+            let r = milp.certify_on(&net, &constraints[ci], first, &second)?;
+            Ok(Solved {
+                milps: 1,
+                binaries: r.neuron_binaries,
+                certificate: r.certificate,
+            })
+        };
+        let cert = RelationalCertifier {
+            split_depth: 0,
+            time_limit: Duration::from_secs(30),
+            tightening: Tightening::None,
+            refine_depth: 1,
+            attack: None,
+        }
+        .certify_with(&net, &property, &domain, &solve)
+        .unwrap();
+        assert_eq!(cert.bisections, 1);
+        let (x, x2, v) = cert.witness.expect("a pair across the face violates");
+        assert!((x[0] - 0.5) * (x2[0] - 0.5) < 0.0, "{x:?}, {x2:?}");
+        assert!(
+            (x[0] - x2[0]).abs() <= 0.1 + 1e-9 && v > 0.1,
+            "{x:?}, {x2:?}, {v}"
+        );
+    }
+
+    /// The largest `|f_k(x) − f_k(x')|` over 500 random pairs `(x, partner(x))` of `[0, 1]^n`.
+    fn sampled_change(
+        net: &Mlp,
+        rng: &mut ChaCha8Rng,
+        partner: impl Fn(&[f64], &mut ChaCha8Rng) -> Vec<f64>,
+    ) -> f64 {
+        let mut worst: f64 = 1e-3;
+        for _ in 0..500 {
+            let x: Vec<f64> = (0..net.n_inputs())
+                .map(|_| rng.gen_range(0.0..=1.0))
+                .collect();
+            let x2 = partner(&x, rng);
+            let y = net.forward(&DVector::from_vec(x)).unwrap();
+            let y2 = net.forward(&DVector::from_vec(x2)).unwrap();
+            worst = worst.max((&y - &y2).amax());
+        }
+        worst
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Bisecting undecided boxes never changes the answer, only how it is reached: with a
+        /// per-box solve that refuses ("unknown") every box wider than a threshold, the
+        /// bisected certificate agrees with the direct one on the whole domain, a certified
+        /// model survives the gradient attack, and a refusal nothing can split stays "not
+        /// certified".
+        #[test]
+        fn bisected_certificates_agree_with_direct_ones(seed in any::<u64>()) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let n = rng.gen_range(2..=3);
+            let n_out = rng.gen_range(1..=2);
+            // Non-negative weights make the network increasing in every input, so some
+            // monotonicity cases certify; signed ones mostly violate.
+            let non_negative = rng.gen_bool(0.5);
+            let weight = |rng: &mut ChaCha8Rng| {
+                let w: f64 = rng.gen_range(-1.0..1.0);
+                if non_negative { w.abs() } else { w }
+            };
+            let mut layers = Vec::new();
+            let mut width_in = n;
+            for _ in 0..rng.gen_range(1..=2) {
+                let width = rng.gen_range(2..=4);
+                let w = DMatrix::from_fn(width, width_in, |_, _| weight(&mut rng));
+                let b = DVector::from_fn(width, |_, _| rng.gen_range(-0.5..0.5));
+                layers.push(Dense::new(w, b, Activation::Relu).unwrap());
+                width_in = width;
+            }
+            let w = DMatrix::from_fn(n_out, width_in, |_, _| weight(&mut rng));
+            layers.push(Dense::new(w, DVector::zeros(n_out), Activation::Identity).unwrap());
+            let net = Mlp::from_layers(n, layers, vec![]).unwrap();
+            let direction = |rng: &mut ChaCha8Rng| {
+                if rng.gen_bool(0.7) { Direction::Increasing } else { Direction::Decreasing }
+            };
+            let property = match rng.gen_range(0..3) {
+                0 => {
+                    let mut features: Vec<(usize, Direction)> = Vec::new();
+                    for i in 0..n {
+                        if rng.gen_bool(0.6) {
+                            features.push((i, direction(&mut rng)));
+                        }
+                    }
+                    if features.is_empty() {
+                        features.push((0, direction(&mut rng)));
+                    }
+                    RelationalProperty::Monotonic { features }
+                }
+                // ε near the largest change sampled pairs show, so that pairs across the
+                // bisections' faces decide some cases.
+                1 => {
+                    let delta = rng.gen_range(0.02..0.2);
+                    let change = sampled_change(&net, &mut rng, |x, r| {
+                        x.iter().map(|v| (v + r.gen_range(-delta..=delta)).clamp(0.0, 1.0)).collect()
+                    });
+                    RelationalProperty::Robust { delta, epsilon: change * rng.gen_range(0.9..1.6) }
+                }
+                _ => {
+                    let s = rng.gen_range(0..n);
+                    let change = sampled_change(&net, &mut rng, |x, r| {
+                        let mut x2 = x.to_vec();
+                        x2[s] = r.gen_range(0.0..=1.0);
+                        x2
+                    });
+                    RelationalProperty::Fair { sensitive: vec![s], epsilon: change * rng.gen_range(0.9..1.6) }
+                }
+            };
+            let domain = InputBox::new(vec![0.0; n], vec![1.0; n]).unwrap();
+            let split_depth = rng.gen_range(0..=1);
+            let certifier = |refine_depth| RelationalCertifier {
+                split_depth,
+                time_limit: Duration::from_secs(30),
+                tightening: Tightening::None,
+                refine_depth,
+                attack: None,
+            };
+            let direct = certifier(0).certify(&net, &property, &domain).unwrap();
+            let constraints = property.constraints(&domain, n_out).unwrap();
+            let milp = ConstraintCertifier::new(CertifyOptions::default()).unwrap();
+            // The reference: the two-copy MILP over the whole domain, both copies anywhere in
+            // it (no sub-boxes, no partner boxes).
+            let reference: Vec<Certificate> = constraints
+                .iter()
+                .map(|c| milp.certify(&net, c).unwrap().certificate)
+                .collect();
+            let reference_certified =
+                reference.iter().all(|c| matches!(c, Certificate::Certified { .. }));
+            let reference_violated = reference.iter().any(|c| {
+                matches!(c, Certificate::Violated(w) if w.violation > 2.0 * CertifyOptions::default().tolerance)
+            });
+            // Wider than every sub-box of the split, so the first solve always refuses.
+            let threshold = rng.gen_range(0.1..0.45);
+            let solve = |ci: usize, first: &InputBox| -> Result<Solved, TrainError> {
+                let widest = (0..n)
+                    .map(|j| first.upper()[j] - first.lower()[j])
+                    .fold(0.0, f64::max);
+                if widest > threshold {
+                    return Ok(Solved {
+                        milps: 0,
+                        binaries: 0,
+                        certificate: Certificate::Unknown { reason: "refused".into() },
+                    });
+                }
+                let second = partner_box(&property, &domain, first)?;
+                let r = milp.certify_on(&net, &constraints[ci], first, &second)?;
+                Ok(Solved { milps: 1, binaries: r.neuron_binaries, certificate: r.certificate })
+            };
+            let bisected = certifier(6).certify_with(&net, &property, &domain, &solve).unwrap();
+            prop_assert!(bisected.bisections > 0);
+            let certified = |c: &RelationalCertificate| {
+                matches!(c.guarantee, Guarantee::Certified { .. })
+            };
+            prop_assert_eq!(
+                certified(&direct),
+                reference_certified,
+                "{:?}: direct {:?}, reference {:?}", property, direct.guarantee, reference
+            );
+            match (&bisected.witness, certified(&bisected)) {
+                (Some(_), _) => prop_assert!(
+                    !reference_certified,
+                    "{property:?}: bisected found a witness, reference {reference:?}"
+                ),
+                (None, true) => {
+                    prop_assert!(
+                        !reference_violated,
+                        "{property:?}: bisected certified, reference {reference:?}"
+                    );
+                    let attack = PairAttack { starts: 200, steps: 30, seed }
+                        .run(&net, &property, &domain)
+                        .unwrap();
+                    prop_assert!(attack.violation <= 1e-6, "{property:?}: {attack:?}");
+                }
+                (None, false) => {
+                    let refused = matches!(
+                        &bisected.guarantee,
+                        Guarantee::NotCertified { reason } if reason == "refused"
+                    );
+                    prop_assert!(refused, "{:?}", bisected.guarantee);
+                }
             }
         }
     }

@@ -360,11 +360,23 @@ impl Experiment for Smile {
         };
         let splits = ctx.seeds(splits);
         let mut s = String::new();
+        let certifier = match self.kind {
+            Kind::Monotonic => {
+                "the derivative MILP of provenn-milp (`MonotonicityCertifier`: one network copy \
+                 with its phase binaries, minimising the directional derivative per monotone \
+                 feature; where its negative point yields no pair that decreases in f64, the \
+                 two-copy MILP on the property written in the constraint language decides)"
+            }
+            _ => {
+                "the two-copy MILP of provenn-milp, with the property written in the constraint \
+                 language"
+            }
+        };
         writeln!(
             s,
-            "Every model is certified (or refuted) by the two-copy MILP of provenn-milp over the whole \
-             network and the whole (scaled) domain, with the property written in the constraint \
-             language; *attack* is the largest violation found by a projected-gradient attack on pairs \
+            "Every model is certified (or refuted) over the whole network and the whole (scaled) \
+             domain by {certifier}; a sub-box whose MILPs end unknown (after a retry with \
+             MILP-tightened neuron bounds) is bisected up to twice; *attack* is the largest violation found by a projected-gradient attack on pairs \
              (2,000 random admissible starts, 50 signed-gradient steps) and on 20,000 random \
              admissible pairs (0 = none found; the MILP's own witness is in the certificate \
              column). Mean ± sd (and the lowest and highest) over {splits} random split(s) (seeds 0..{splits}), one training \
@@ -378,7 +390,7 @@ impl Experiment for Smile {
              penalty (their refutations come from the attack or the solver's first incumbents); \
              certified counts models, with the others split into violated / unknown; max s is the \
              slowest single model's train + certify time; a \
-             model's MILPs (one per monotone feature and sub-box) run in parallel on the 2 cores, \
+             model's MILPs (one per constraint and sub-box) run in parallel on the 2 cores, \
              after a gradient attack (500 starts, 30 steps) whose violating pair, if any, ends \
              certification without them.\n"
         )?;
