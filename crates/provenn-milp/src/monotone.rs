@@ -85,6 +85,11 @@ impl MonotonicityCertifier {
         })
     }
 
+    /// The options.
+    pub fn options(&self) -> &CertifyOptions {
+        &self.options
+    }
+
     /// Certifies that every output is increasing (`increasing`) or decreasing in `feature`
     /// over pairs inside `b`. A witness is a pair re-evaluated in `f64`; where the derivative
     /// MILP finds a negative derivative that no pair through its point confirms, the two-copy
