@@ -915,7 +915,7 @@ impl RelationalCertifier {
                 certificate: report.certificate,
             })
         };
-        self.certify_with(net, property, domain, &solve)
+        self.certify_with(net, property, domain, constraints.len(), &solve)
     }
 
     /// The MILP jobs of [`RelationalCertifier::certify`] with the per-box solve passed in
@@ -925,12 +925,9 @@ impl RelationalCertifier {
         net: &Mlp,
         property: &RelationalProperty,
         domain: &InputBox,
+        n_constraints: usize,
         solve: &SolveBox<'_>,
     ) -> Result<RelationalCertificate, TrainError> {
-        let n_constraints = match property {
-            RelationalProperty::Monotonic { features } => features.len(),
-            _ => 1,
-        };
         let boxes = sub_boxes(domain, self.split_depth)?;
         // One job per (sub-box, constraint): the first copy in the sub-box, the second in the
         // box of its admissible partners ([`partner_box`]).
@@ -1637,7 +1634,7 @@ mod tests {
             refine_depth: 1,
             attack: None,
         }
-        .certify_with(&net, &property, &domain, &solve)
+        .certify_with(&net, &property, &domain, constraints.len(), &solve)
         .unwrap();
         assert_eq!(cert.bisections, 1);
         let (x, x2, v) = cert.witness.expect("a pair across the face violates");
@@ -1774,7 +1771,9 @@ mod tests {
                 let r = milp.certify_on(&net, &constraints[ci], first, &second)?;
                 Ok(Solved { milps: 1, binaries: r.neuron_binaries, certificate: r.certificate })
             };
-            let bisected = certifier(6).certify_with(&net, &property, &domain, &solve).unwrap();
+            let bisected = certifier(6)
+                .certify_with(&net, &property, &domain, constraints.len(), &solve)
+                .unwrap();
             prop_assert!(bisected.bisections > 0);
             let certified = |c: &RelationalCertificate| {
                 matches!(c.guarantee, Guarantee::Certified { .. })
