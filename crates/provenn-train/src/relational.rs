@@ -875,8 +875,6 @@ impl RelationalCertifier {
         let derivative = MonotonicityCertifier::new(certifier.options().clone())?;
         let derivative_tight = MonotonicityCertifier::new(tight.options().clone())?;
         let solve = |ci: usize, first: &InputBox| -> Result<Solved, TrainError> {
-            let c = &constraints[ci];
-            let second = partner_box(property, domain, first)?;
             // Monotonicity: the derivative MILP (one copy and its phases; it calls the
             // two-copy MILP itself where only that can refute); the rest: the two-copy MILP.
             let run = |tightened: bool| -> Result<CertifyReport, TrainError> {
@@ -892,7 +890,8 @@ impl RelationalCertifier {
                     }
                     _ => {
                         let m = if tightened { &tight } else { &certifier };
-                        m.certify_on(net, c, first, &second)?
+                        let second = partner_box(property, domain, first)?;
+                        m.certify_on(net, &constraints[ci], first, &second)?
                     }
                 })
             };
@@ -1609,24 +1608,7 @@ mod tests {
         let domain = InputBox::new(vec![0.0], vec![1.0]).unwrap();
         let constraints = property.constraints(&domain, 1).unwrap();
         let milp = ConstraintCertifier::new(CertifyOptions::default()).unwrap();
-        let solve = |ci: usize, first: &InputBox| -> Result<Solved, TrainError> {
-            if first.upper()[0] - first.lower()[0] > 0.6 {
-                return Ok(Solved {
-                    milps: 0,
-                    binaries: 0,
-                    certificate: Certificate::Unknown {
-                        reason: "refused".into(),
-                    },
-                });
-            }
-            let second = partner_box(&property, &domain, first)?;
-            let r = milp.certify_on(&net, &constraints[ci], first, &second)?;
-            Ok(Solved {
-                milps: 1,
-                binaries: r.neuron_binaries,
-                certificate: r.certificate,
-            })
-        };
+        let solve = refusing_solve(&net, &property, &domain, &constraints, &milp, 0.6);
         let cert = RelationalCertifier {
             split_depth: 0,
             time_limit: Duration::from_secs(30),
@@ -1643,6 +1625,39 @@ mod tests {
             (x[0] - x2[0]).abs() <= 0.1 + 1e-9 && v > 0.1,
             "{x:?}, {x2:?}, {v}"
         );
+    }
+
+    /// A per-box solve for [`RelationalCertifier::certify_with`]: "unknown" for a box wider
+    /// than `threshold` along some axis, else the two-copy MILP on it and its partner box.
+    fn refusing_solve<'a>(
+        net: &'a Mlp,
+        property: &'a RelationalProperty,
+        domain: &'a InputBox,
+        constraints: &'a [Constraint],
+        milp: &'a ConstraintCertifier,
+        threshold: f64,
+    ) -> impl Fn(usize, &InputBox) -> Result<Solved, TrainError> + Sync + 'a {
+        move |ci, first| {
+            let widest = (0..first.dim())
+                .map(|j| first.upper()[j] - first.lower()[j])
+                .fold(0.0, f64::max);
+            if widest > threshold {
+                return Ok(Solved {
+                    milps: 0,
+                    binaries: 0,
+                    certificate: Certificate::Unknown {
+                        reason: "refused".into(),
+                    },
+                });
+            }
+            let second = partner_box(property, domain, first)?;
+            let r = milp.certify_on(net, &constraints[ci], first, &second)?;
+            Ok(Solved {
+                milps: 1,
+                binaries: r.neuron_binaries,
+                certificate: r.certificate,
+            })
+        }
     }
 
     /// The largest `|f_k(x) − f_k(x')|` over 500 random pairs `(x, partner(x))` of `[0, 1]^n`.
@@ -1756,21 +1771,7 @@ mod tests {
             });
             // Wider than every sub-box of the split, so the first solve always refuses.
             let threshold = rng.gen_range(0.1..0.45);
-            let solve = |ci: usize, first: &InputBox| -> Result<Solved, TrainError> {
-                let widest = (0..n)
-                    .map(|j| first.upper()[j] - first.lower()[j])
-                    .fold(0.0, f64::max);
-                if widest > threshold {
-                    return Ok(Solved {
-                        milps: 0,
-                        binaries: 0,
-                        certificate: Certificate::Unknown { reason: "refused".into() },
-                    });
-                }
-                let second = partner_box(&property, &domain, first)?;
-                let r = milp.certify_on(&net, &constraints[ci], first, &second)?;
-                Ok(Solved { milps: 1, binaries: r.neuron_binaries, certificate: r.certificate })
-            };
+            let solve = refusing_solve(&net, &property, &domain, &constraints, &milp, threshold);
             let bisected = certifier(6)
                 .certify_with(&net, &property, &domain, constraints.len(), &solve)
                 .unwrap();
