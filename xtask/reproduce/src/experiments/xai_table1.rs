@@ -331,8 +331,7 @@ struct FinalProofs {
 /// in parallel. Splitting is off because a fresh query would otherwise first spend the
 /// splitting budget that the deletion loop stops spending once splitting fails on a query
 /// (on Digits 3L-8N that gamble alone took about 0.85 s a query, against milliseconds for
-/// the MILP). A
-/// counterexample is an error, since the explanation claims the opposite.
+/// the MILP). A counterexample is an error, since the explanation claims the opposite.
 fn final_proofs(
     ex: &AbductiveExplainer,
     xs: &[Vec<f64>],
@@ -414,6 +413,14 @@ fn provenn_only(ctx: &Ctx, rows: &[(&'static Row, usize)]) -> Result<String> {
         let st = ExplainStats::total(explanations.iter().map(|e| &e.stats));
         let checks = checked(&net, &domain, &xs, &explanations)?;
         let (valid, refuted, check_time) = (checks.valid(), checks.refuted(), checks.time);
+        if refuted > 0 {
+            bail!(
+                "{} {}L-{}N: the independent check refuted {refuted} explanations",
+                row.dataset,
+                row.layers,
+                row.neurons
+            );
+        }
         let finals = final_proofs(&ex, &xs, &explanations)?;
         csvs.push(per_instance_csv(
             ctx,
@@ -446,14 +453,6 @@ fn provenn_only(ctx: &Ctx, rows: &[(&'static Row, usize)]) -> Result<String> {
             finals.wall,
             if finals.undecided > 0 { format!(" ({} undecided)", finals.undecided) } else { String::new() },
         );
-        if refuted > 0 {
-            bail!(
-                "{} {}L-{}N: the independent check refuted {refuted} explanations",
-                row.dataset,
-                row.layers,
-                row.neurons
-            );
-        }
     }
     per_instance_note(&mut md, &csvs);
     Ok(md)
