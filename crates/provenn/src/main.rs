@@ -1046,10 +1046,19 @@ fn explain(a: ExplainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The certifier limits `provenn certify` takes from its arguments (both of its paths).
+fn certify_options(a: &CertifyArgs) -> Result<provenn::milp::CertifyOptions> {
+    Ok(provenn::milp::CertifyOptions {
+        time_limit: Some(std::time::Duration::from_secs_f64(a.timeout)),
+        tightening: parse_tightening(&a.tightening)?,
+        ..provenn::milp::CertifyOptions::default()
+    })
+}
+
 fn certify(a: CertifyArgs) -> Result<()> {
     use provenn::bounds::InputBox;
     use provenn::dsl::{compile, Bindings};
-    use provenn::milp::{CertifyOptions, ConstraintCertifier};
+    use provenn::milp::ConstraintCertifier;
     let net = load_network(&a.net)?;
     if let Some(spec) = &a.monotone {
         return certify_monotone(&a, &net, spec);
@@ -1082,11 +1091,7 @@ fn certify(a: CertifyArgs) -> Result<()> {
     };
     let constraints =
         compile(&src, &bindings).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
-    let certifier = ConstraintCertifier::new(CertifyOptions {
-        time_limit: Some(std::time::Duration::from_secs_f64(a.timeout)),
-        tightening: parse_tightening(&a.tightening)?,
-        ..CertifyOptions::default()
-    })?;
+    let certifier = ConstraintCertifier::new(certify_options(&a)?)?;
     let mut any_violated = false;
     for (n, c) in constraints.iter().enumerate() {
         let r = if c.two_copy {
@@ -1107,7 +1112,7 @@ fn certify(a: CertifyArgs) -> Result<()> {
 /// dataset's scaled domain, `--box`, or [0,1]^n).
 fn certify_monotone(a: &CertifyArgs, net: &provenn::Mlp, spec: &str) -> Result<()> {
     use provenn::bounds::InputBox;
-    use provenn::milp::{CertifyOptions, MonotonicityCertifier};
+    use provenn::milp::MonotonicityCertifier;
     let names: Option<Vec<String>> = match &a.dataset {
         Some(name) => {
             let dir = DataDir::resolve(a.data.data.as_deref());
@@ -1152,11 +1157,7 @@ fn certify_monotone(a: &CertifyArgs, net: &provenn::Mlp, spec: &str) -> Result<(
         );
         features.push((f.to_string(), index, increasing));
     }
-    let certifier = MonotonicityCertifier::new(CertifyOptions {
-        time_limit: Some(std::time::Duration::from_secs_f64(a.timeout)),
-        tightening: parse_tightening(&a.tightening)?,
-        ..CertifyOptions::default()
-    })?;
+    let certifier = MonotonicityCertifier::new(certify_options(a)?)?;
     let mut any_violated = false;
     for (name, j, increasing) in features {
         let r = certifier.certify_on(net, j, increasing, &b)?;

@@ -2,7 +2,7 @@
 //! construction: `y = relu(x0 − x1) + 0.5·relu(x0 − 0.8)` is increasing in `x0` and decreasing
 //! in `x1` on [0,1]², so "increasing in x1" must come back violated with a pair that the test
 //! re-evaluates itself.
-use std::process::Command;
+mod common;
 
 use nalgebra::{DMatrix, DVector};
 use provenn::nn::{io, Dense};
@@ -25,18 +25,14 @@ fn net() -> Mlp {
 }
 
 fn certify(path: &std::path::Path, spec: &str) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_provenn"))
-        .args(["certify", "--net"])
-        .arg(path)
-        .args(["--monotone", spec])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    let path = path.as_os_str();
+    common::run_provenn([
+        "certify".as_ref(),
+        "--net".as_ref(),
+        path,
+        "--monotone".as_ref(),
+        spec.as_ref(),
+    ])
 }
 
 /// The numbers after `label` on the line that starts with it, e.g. `  x  = [0.1, 0.2]`.

@@ -1,7 +1,8 @@
 //! The `provenn explain` command end to end: a trained network from a file, the Iris data from
 //! `PROVENN_DATA`, and the independent check the command runs on every explanation.
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
 
 use provenn::data::{catalog, DataDir, LoadOptions};
 use provenn::train::ffn::FfnParams;
@@ -23,20 +24,16 @@ fn data_dir() -> Option<PathBuf> {
 /// Runs `provenn explain` on Iris with `extra` arguments: success, and stdout (with stderr
 /// appended, for failure messages).
 fn explain(net: &Path, data: &Path, extra: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_provenn"))
-        .args(["explain", "--dataset", "iris", "--net"])
-        .arg(net)
-        .arg("--data")
-        .arg(data)
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let mut args: Vec<&std::ffi::OsStr> = ["explain", "--dataset", "iris", "--net"]
+        .iter()
+        .map(|s| s.as_ref())
+        .collect();
+    args.push(net.as_os_str());
+    args.push("--data".as_ref());
+    args.push(data.as_os_str());
+    args.extend(extra.iter().map(|s| s.as_ref() as &std::ffi::OsStr));
+    let (code, text) = common::run_provenn(args);
+    (code == Some(0), text)
 }
 
 #[test]
